@@ -1,0 +1,281 @@
+//! The client connection: unique tags, concurrent calls, replies matched by tag,
+//! per-call timeouts and resynchronisation.
+//!
+//! There is no background thread: the caller whose reply is awaited reads the stream
+//! itself ("leader"), parks replies meant for other callers, and hands the reading
+//! role on when its own reply arrives. A lone caller thus pays no thread hand-off.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use phoenix_proto::{parse_reply, WireError, RESYNC_BYTE};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::error::{AgentError, ClientError};
+use crate::stream::{Line, LineReader, Stream};
+
+/// How a client talks.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Default time to wait for each reply (`None`: forever).
+    pub timeout: Option<Duration>,
+    /// The request member that carries the tag: `tag` for Phoenix; `id` for QMP-style
+    /// agents such as qemu-ga (used by the benchmarks).
+    pub tag_field: &'static str,
+    /// On connect, resynchronise: send 0xFF and discard everything until the reply
+    /// to a fresh `ping`, so stale replies of an earlier client never reach us.
+    pub resync_on_connect: bool,
+    /// The command used to resynchronise (`ping`; `guest-ping` for qemu-ga).
+    pub ping_command: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: Some(Duration::from_secs(30)),
+            tag_field: "tag",
+            resync_on_connect: true,
+            ping_command: "ping",
+        }
+    }
+}
+
+type Outcome = Result<Box<RawValue>, WireError>;
+
+/// A connection to one agent. `Sync`: share it between threads to run calls
+/// concurrently.
+pub struct Client {
+    writer: Mutex<Stream>,
+    reader: Mutex<LineReader>,
+    state: Mutex<State>,
+    changed: Condvar,
+    next_tag: AtomicU64,
+    prefix: String,
+    opts: Options,
+    /// Set after a timeout: the next call resynchronises first.
+    needs_resync: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Tags whose callers are still waiting.
+    waiting: HashSet<String>,
+    /// Replies read by another caller, parked for theirs.
+    arrived: HashMap<String, Outcome>,
+    /// Whether some caller is reading the stream.
+    reading: bool,
+    /// The connection failed; every call fails with this.
+    closed: bool,
+}
+
+impl Client {
+    /// Connects with the default options (30 s timeout, resync on connect).
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        Self::connect_with(path, Options::default())
+    }
+
+    /// Connects with explicit options.
+    pub fn connect_with(path: impl AsRef<Path>, opts: Options) -> Result<Self, ClientError> {
+        let path = path.as_ref();
+        let stream = Stream::open(path).map_err(|source| ClientError::Connect {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let reader = LineReader::new(stream.try_clone()?);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let client = Self {
+            writer: Mutex::new(stream),
+            reader: Mutex::new(reader),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            next_tag: AtomicU64::new(1),
+            prefix: format!("{:x}{:x}", std::process::id(), nanos),
+            opts,
+            needs_resync: AtomicBool::new(false),
+        };
+        if client.opts.resync_on_connect {
+            client.resync()?;
+        }
+        Ok(client)
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// `ping`: the agent's version.
+    pub fn ping(&self) -> Result<String, ClientError> {
+        self.call(self.opts.ping_command, &serde_json::json!({}))
+    }
+
+    /// `get-commands`: the names the agent answers.
+    pub fn commands(&self) -> Result<Vec<String>, ClientError> {
+        self.call("get-commands", &serde_json::json!({}))
+    }
+
+    /// Calls `execute` with `args` and decodes the return value.
+    pub fn call<A, R>(&self, execute: &str, args: &A) -> Result<R, ClientError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let args = serde_json::value::to_raw_value(args)
+            .map_err(|e| ClientError::Protocol(format!("arguments: {e}")))?;
+        let raw = self.call_raw(execute, Some(&args), self.opts.timeout)?;
+        serde_json::from_str(raw.get())
+            .map_err(|e| ClientError::Protocol(format!("{execute}: {e}: {}", raw.get())))
+    }
+
+    /// Calls `execute` with raw JSON arguments (or none) and returns the raw return
+    /// value, waiting at most `timeout`.
+    pub fn call_raw(
+        &self,
+        execute: &str,
+        args: Option<&RawValue>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, ClientError> {
+        if self.needs_resync.swap(false, Ordering::SeqCst) {
+            self.resync()?;
+        }
+        self.request(execute, args, timeout)
+    }
+
+    /// Sends 0xFF (the agent drops any partial line) and waits for the reply to a
+    /// `ping` with a fresh tag; replies to abandoned calls are discarded on the way.
+    pub fn resync(&self) -> Result<(), ClientError> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(&[RESYNC_BYTE])?;
+        self.request(self.opts.ping_command, None, self.opts.timeout.or(Some(Duration::from_secs(30))))
+            .map(drop)
+    }
+
+    /// Sends raw bytes as they are (tests and `phoenix-ctl raw`).
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ClientError> {
+        Ok(self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(bytes)?)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request(
+        &self,
+        execute: &str,
+        args: Option<&RawValue>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, ClientError> {
+        let tag = format!("{}-{}", self.prefix, self.next_tag.fetch_add(1, Ordering::Relaxed));
+        let mut line = Vec::with_capacity(64 + args.map_or(0, |a| a.get().len()));
+        line.extend_from_slice(b"{\"execute\":");
+        serde_json::to_writer(&mut line, execute).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Some(args) = args {
+            line.extend_from_slice(b",\"arguments\":");
+            line.extend_from_slice(args.get().as_bytes());
+        }
+        line.extend_from_slice(format!(",\"{}\":\"{tag}\"}}\r\n", self.opts.tag_field).as_bytes());
+
+        {
+            let mut st = self.state();
+            if st.closed {
+                return Err(ClientError::Closed);
+            }
+            st.waiting.insert(tag.clone());
+        }
+        let sent = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(&line);
+        if let Err(e) = sent {
+            self.state().waiting.remove(&tag);
+            return Err(e.into());
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.wait_for(&tag, deadline) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(w)) => Err(ClientError::Agent(AgentError {
+                command: execute.to_string(),
+                message: w.message,
+                code: w.code,
+            })),
+            Err(ClientError::Timeout { .. }) => {
+                self.needs_resync.store(true, Ordering::SeqCst);
+                Err(ClientError::Timeout {
+                    command: execute.to_string(),
+                    timeout: timeout.unwrap_or_default(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for the reply tagged `tag`, reading the stream when nobody else is.
+    fn wait_for(&self, tag: &str, deadline: Option<Instant>) -> Result<Outcome, ClientError> {
+        let mut st = self.state();
+        loop {
+            if let Some(out) = st.arrived.remove(tag) {
+                st.waiting.remove(tag);
+                return Ok(out);
+            }
+            if st.closed {
+                st.waiting.remove(tag);
+                return Err(ClientError::Closed);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                st.waiting.remove(tag);
+                return Err(ClientError::Timeout {
+                    command: String::new(),
+                    timeout: Duration::ZERO,
+                });
+            }
+            if st.reading {
+                st = match deadline {
+                    None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        self.changed
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
+                continue;
+            }
+            // Become the reader for one line.
+            st.reading = true;
+            drop(st);
+            let got = self.reader.lock().unwrap_or_else(|p| p.into_inner()).read_line(deadline);
+            st = self.state();
+            st.reading = false;
+            match got {
+                Ok(Line::Line(bytes)) => self.file_reply(&mut st, &bytes),
+                Ok(Line::Timeout) => {}
+                Ok(Line::Closed) => st.closed = true,
+                Err(e) => {
+                    st.closed = true;
+                    st.waiting.remove(tag);
+                    self.changed.notify_all();
+                    return Err(e.into());
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// Parks a reply for its caller; replies nobody waits for are dropped.
+    fn file_reply(&self, st: &mut State, bytes: &[u8]) {
+        let reply = match parse_reply(bytes) {
+            Ok(r) => r,
+            Err(_) => return, // garbage or a partial line from before a resync
+        };
+        if let Some(tag) = reply.tag {
+            if st.waiting.contains(&tag) {
+                st.arrived.insert(tag, reply.result);
+            }
+        }
+    }
+}

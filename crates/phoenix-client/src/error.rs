@@ -1,0 +1,111 @@
+//! Errors of the client: transport failures, timeouts, and the agent's own error
+//! replies decoded into [`AgentError`].
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+/// An error reply from the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentError {
+    /// The command that failed.
+    pub command: String,
+    /// The agent's message (`open /etc/nope: No such file or directory`).
+    pub message: String,
+    /// The errno the agent reported, or -1.
+    pub code: i32,
+}
+
+impl AgentError {
+    /// The errno, when the code is one.
+    pub fn errno(&self) -> Option<Errno> {
+        (self.code > 0).then(|| Errno::from_raw(self.code))
+    }
+}
+
+impl fmt::Display for AgentError {
+    /// `No such file or directory (ENOENT, 2): open /etc/nope`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.errno() {
+            Some(errno) if errno != Errno::UnknownErrno => {
+                let desc = errno.desc();
+                let what = self
+                    .message
+                    .strip_suffix(desc)
+                    .and_then(|m| m.strip_suffix(": "))
+                    .unwrap_or(&self.message);
+                write!(f, "{desc} ({errno:?}, {}): {what}", self.code)
+            }
+            _ => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// Anything that can go wrong with a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The agent could not be reached.
+    #[error("connect {path}: {source}")]
+    Connect {
+        /// The socket or device path.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading or writing the connection failed.
+    #[error("talking to the agent: {0}")]
+    Io(#[from] io::Error),
+    /// No reply came in time; the stream is resynchronised before the next call.
+    #[error("{command}: no reply within {timeout:?}")]
+    Timeout {
+        /// The command that timed out.
+        command: String,
+        /// How long was waited.
+        timeout: Duration,
+    },
+    /// The agent closed the connection.
+    #[error("the agent closed the connection")]
+    Closed,
+    /// The agent answered with an error.
+    #[error("{0}")]
+    Agent(#[from] AgentError),
+    /// The reply could not be understood.
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The agent's errno, for an agent error that carries one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            ClientError::Agent(e) => e.errno(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_the_shell_tools() {
+        let e = AgentError {
+            command: "file-open".into(),
+            message: "open /etc/nope: No such file or directory".into(),
+            code: 2,
+        };
+        assert_eq!(e.to_string(), "No such file or directory (ENOENT, 2): open /etc/nope");
+        let e = AgentError {
+            command: "x".into(),
+            message: "unknown command \"x\"".into(),
+            code: -1,
+        };
+        assert_eq!(e.to_string(), "unknown command \"x\"");
+    }
+}

@@ -1,0 +1,18 @@
+//! Host-side client for the Phoenix guest agent.
+//!
+//! Connects to the host end of the guest's port (the QEMU chardev UNIX socket), or to
+//! the agent's own `unix-listen` socket, or to a character device. Many calls may be
+//! in flight at once from several threads; replies are matched to calls by tag.
+//!
+//! ```no_run
+//! let client = phoenix_client::Client::connect("/run/vm1-ga.sock")?;
+//! println!("agent {}", client.ping()?);
+//! # Ok::<(), phoenix_client::ClientError>(())
+//! ```
+
+mod conn;
+mod error;
+mod stream;
+
+pub use conn::{Client, Options};
+pub use error::{AgentError, ClientError};

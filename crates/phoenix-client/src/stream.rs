@@ -1,0 +1,171 @@
+//! The byte stream to the agent: a UNIX socket or a character device, read one reply
+//! line at a time with a deadline.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Instant;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+/// A connection to the agent.
+#[derive(Debug)]
+pub enum Stream {
+    /// A UNIX socket (the QEMU chardev, or the agent's unix-listen socket).
+    Unix(UnixStream),
+    /// A character device (a pty or serial line).
+    Device(File),
+}
+
+impl Stream {
+    /// Connects to a socket, or opens a device, at `path`.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let is_socket = std::fs::metadata(path)?.file_type().is_socket();
+        if is_socket {
+            Ok(Stream::Unix(UnixStream::connect(path)?))
+        } else {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(nix::libc::O_NOCTTY)
+                .open(path)?;
+            Ok(Stream::Device(f))
+        }
+    }
+
+    /// A second handle on the same connection (one for reading, one for writing).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Device(f) => Stream::Device(f.try_clone()?),
+        })
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Device(f) => f.as_fd(),
+        }
+    }
+
+    /// Writes all of `buf`.
+    pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.write_all(buf),
+            Stream::Device(f) => f.write_all(buf),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Device(f) => f.read(buf),
+        }
+    }
+}
+
+/// Bytes asked of one `read()`.
+const READ_CHUNK: usize = 256 << 10;
+
+/// What [`LineReader::read_line`] got.
+#[derive(Debug)]
+pub enum Line {
+    /// A complete line (without the LF).
+    Line(Vec<u8>),
+    /// The deadline passed first; a partial line is kept for the next call.
+    Timeout,
+    /// The agent closed the connection.
+    Closed,
+}
+
+/// Reads reply lines; keeps a partial line across timeouts.
+#[derive(Debug)]
+pub struct LineReader {
+    stream: Stream,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl LineReader {
+    /// Reads from `stream`.
+    pub fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            buf: Vec::with_capacity(64 << 10),
+            start: 0,
+        }
+    }
+
+    /// The next line, waiting at most until `deadline` (forever when `None`).
+    pub fn read_line(&mut self, deadline: Option<Instant>) -> io::Result<Line> {
+        let mut scanned = self.start;
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[scanned..]) {
+                let end = scanned + i;
+                let mut line = self.buf[self.start..end].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.start = end + 1;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                    if self.buf.capacity() > 1 << 20 {
+                        self.buf.shrink_to(64 << 10);
+                    }
+                }
+                return Ok(Line::Line(line));
+            }
+            scanned = self.buf.len();
+            if !self.wait_readable(deadline)? {
+                return Ok(Line::Timeout);
+            }
+            if self.start > 0 && self.start == self.buf.len() {
+                self.buf.clear();
+                self.start = 0;
+                scanned = 0;
+            }
+            let len = self.buf.len();
+            self.buf.resize(len + READ_CHUNK, 0);
+            match self.stream.read(&mut self.buf[len..]) {
+                Ok(0) => {
+                    self.buf.truncate(len);
+                    return Ok(Line::Closed);
+                }
+                Ok(n) => self.buf.truncate(len + n),
+                Err(e) => {
+                    self.buf.truncate(len);
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn wait_readable(&self, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as u32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [PollFd::new(self.stream.fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => continue,
+                Ok(_) => return Ok(true),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

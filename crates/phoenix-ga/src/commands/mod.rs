@@ -1,0 +1,144 @@
+//! The command table: every command the agent answers, one module per family.
+//!
+//! A command is a name, a handler, and two facts the dispatcher needs: whether it runs
+//! inline on the reader thread (only instant, memory-only commands do) and whether it
+//! may run while the filesystems are frozen (only commands that cannot touch a disk).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::agent::Agent;
+use crate::error::Error;
+
+pub mod core;
+
+/// What a handler returns: the JSON of the `return` value, or an error.
+pub type Outcome = Result<Box<RawValue>, Error>;
+
+/// A command implementation.
+pub type Handler = fn(&Agent, &Args<'_>) -> Outcome;
+
+/// Where a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// On the reader thread, before the next request is read. For commands that
+    /// finish in microseconds and never block.
+    Inline,
+    /// On the worker pool, concurrently with other requests.
+    Worker,
+}
+
+/// One entry of the command table.
+#[derive(Debug)]
+pub struct Command {
+    /// The name the host sends in `execute`.
+    pub name: &'static str,
+    /// Where it runs.
+    pub run: Run,
+    /// Whether it may run while filesystems are frozen.
+    pub while_frozen: bool,
+    /// The implementation.
+    pub handler: Handler,
+}
+
+/// Every command family's table, in the order `get-commands` lists them.
+pub fn all() -> impl Iterator<Item = &'static Command> {
+    [core::COMMANDS].into_iter().flatten()
+}
+
+/// The raw `arguments` of a request, decoded on demand into a command's own struct.
+#[derive(Debug, Clone, Copy)]
+pub struct Args<'a> {
+    command: &'static str,
+    raw: Option<&'a RawValue>,
+}
+
+impl<'a> Args<'a> {
+    /// Arguments of `command`; `None` when the request had none (or `null`).
+    pub fn new(command: &'static str, raw: Option<&'a RawValue>) -> Self {
+        Self { command, raw }
+    }
+
+    /// Decodes the arguments. Absent arguments decode as `{}`, so fields with a
+    /// documented default get it and required fields are reported missing. Unknown
+    /// fields are ignored.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let text = self.raw.map_or("{}", RawValue::get);
+        if !text.trim_start().starts_with('{') {
+            return Err(self.invalid("\"arguments\" must be a JSON object"));
+        }
+        serde_json::from_str(text).map_err(|e| self.invalid(strip_position(&e.to_string())))
+    }
+
+    /// An invalid-arguments error for this command.
+    pub fn invalid(&self, reason: impl Into<String>) -> Error {
+        Error::InvalidArguments {
+            command: self.command,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// serde_json ends messages with " at line 1 column 57"; on a one-line request that
+/// says nothing to the host.
+fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+/// Serialises a return value.
+pub fn reply<T: Serialize + ?Sized>(value: &T) -> Outcome {
+    serde_json::value::to_raw_value(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct A {
+        path: String,
+        #[serde(default = "default_perm")]
+        perm: u32,
+    }
+
+    fn default_perm() -> u32 {
+        420
+    }
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn decodes_with_defaults_and_ignores_unknown_fields() {
+        let r = raw(r#"{"path":"/x","extra":[1]}"#);
+        let a: A = Args::new("t", Some(&r)).parse().unwrap();
+        assert_eq!((a.path.as_str(), a.perm), ("/x", 420));
+    }
+
+    #[test]
+    fn names_the_problem() {
+        let e = Args::new("file-open", None).parse::<A>().unwrap_err();
+        assert_eq!(e.message(), "file-open: invalid arguments: missing field `path`");
+        let r = raw(r#"{"path":"/x","perm":"420"}"#);
+        let e = Args::new("t", Some(&r)).parse::<A>().unwrap_err();
+        assert!(e.message().contains("invalid type: string \"420\""), "{}", e.message());
+        let r = raw("[1]");
+        let e = Args::new("t", Some(&r)).parse::<A>().unwrap_err();
+        assert!(e.message().ends_with("\"arguments\" must be a JSON object"));
+        assert_eq!(e.code(), -1);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = all().map(|c| c.name).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(n, names.len());
+    }
+}

@@ -1,0 +1,159 @@
+//! `virtio-serial` and `isa-serial`: one character device, opened once for the
+//! agent's whole life, whose host comes and goes.
+//!
+//! Facts about a virtio-serial port in the guest that shape this code:
+//! * Only one process may hold it open, and closing it discards unread host data: open
+//!   once, never reopen.
+//! * While no host is connected, `read()` returns 0 at once and `poll()` reports
+//!   POLLIN|POLLHUP at once, for as long as the host stays away, so a level-triggered
+//!   wait would spin. Edge-triggered epoll wakes exactly once per host connect and
+//!   disconnect (and once per arrival of data), so the agent sleeps in `epoll_wait`
+//!   with no timeout: zero CPU while idle, and the kernel wakes it when the host opens
+//!   the port again.
+//! * After a host reconnects, its data can be readable ~10 ms before the guest sees the
+//!   host as connected; in that window `write()` gets EAGAIN and poll shows HUP
+//!   without OUT. A reply is never dropped because of HUP: the writer waits for
+//!   writability instead.
+//! * One `write()` to a port carries at most 32 KiB, so replies go out in a loop.
+//!
+//! A serial tty (and a pty in tests) is put in raw mode and behaves the same way,
+//! except that a pty whose master closed reads EIO, which counts as a disconnect.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::termios;
+use phoenix_proto::LineFramer;
+
+use super::{pump, READ_BUF};
+use crate::agent::Agent;
+use crate::dispatch::Sink;
+
+/// Most bytes one `write()` to a virtio port carries.
+pub const PORT_WRITE_MAX: usize = 32 << 10;
+
+/// While a reply is waiting for the host, re-check writability this often (ms) in
+/// case an edge was missed. Not used while idle.
+const WRITE_RECHECK_MS: u16 = 1000;
+
+/// Opens the device at `path` and serves whichever host is on the other side.
+pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
+    let port = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
+    make_raw_if_tty(&port)?;
+    let readable = edge_triggered(&port, EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP)?;
+    let sink: Arc<dyn Sink> = Arc::new(PortSink {
+        port: Mutex::new(port.try_clone()?),
+        writable: edge_triggered(&port, EpollFlags::EPOLLOUT)?,
+    });
+    tracing::info!(path = %path.display(), "port open");
+
+    let mut framer = LineFramer::new(agent.config.max_line_bytes);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut connected = true;
+    let mut reader = &port;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => host_gone(&mut connected, &mut framer, &readable)?,
+            Ok(n) => {
+                if !connected {
+                    tracing::info!("host connected");
+                    connected = true;
+                }
+                pump(agent, &mut framer, &buf[..n], &sink);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&readable, EpollTimeout::NONE)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A pty whose master is closed reads EIO: the host is gone.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                host_gone(&mut connected, &mut framer, &readable)?
+            }
+            Err(e) => {
+                return Err(io::Error::new(e.kind(), format!("read {}: {e}", path.display())))
+            }
+        }
+    }
+}
+
+/// The host closed its end: forget its partial line and sleep until it is back.
+fn host_gone(connected: &mut bool, framer: &mut LineFramer, readable: &Epoll) -> io::Result<()> {
+    if *connected {
+        tracing::info!("host disconnected; waiting for it");
+        *connected = false;
+        framer.reset();
+    }
+    wait(readable, EpollTimeout::NONE)
+}
+
+/// An epoll instance watching `file` edge-triggered for `flags`.
+fn edge_triggered(file: &File, flags: EpollFlags) -> io::Result<Epoll> {
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    epoll.add(file.as_fd(), EpollEvent::new(flags | EpollFlags::EPOLLET, 0))?;
+    Ok(epoll)
+}
+
+fn wait(epoll: &Epoll, timeout: EpollTimeout) -> io::Result<()> {
+    let mut events = [EpollEvent::empty(); 1];
+    match epoll.wait(&mut events, timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A tty would echo and edit lines; the protocol needs every byte as sent.
+fn make_raw_if_tty(port: &File) -> io::Result<()> {
+    let mut attrs = match termios::tcgetattr(port.as_fd()) {
+        Ok(attrs) => attrs,
+        Err(Errno::ENOTTY) | Err(Errno::EINVAL) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    termios::cfmakeraw(&mut attrs);
+    termios::tcsetattr(port.as_fd(), termios::SetArg::TCSANOW, &attrs)?;
+    Ok(())
+}
+
+/// The writing side of the port, shared by every reply.
+struct PortSink {
+    port: Mutex<File>,
+    writable: Epoll,
+}
+
+impl Sink for PortSink {
+    fn send(&self, reply: &[u8]) {
+        let mut port = self.port.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rest = reply;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(PORT_WRITE_MAX)];
+            match port.write(chunk) {
+                Ok(n) if n > 0 => rest = &rest[n..],
+                Ok(_) => self.wait_writable(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, dropped = rest.len(), "port write failed, reply dropped");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl PortSink {
+    /// Sleeps until the port takes bytes again (the host reads, or comes back).
+    fn wait_writable(&self) {
+        if let Err(e) = wait(&self.writable, EpollTimeout::from(WRITE_RECHECK_MS)) {
+            tracing::warn!(error = %e, "epoll_wait on the port failed");
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(WRITE_RECHECK_MS)));
+        }
+    }
+}

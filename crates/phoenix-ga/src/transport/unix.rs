@@ -1,0 +1,145 @@
+//! `unix-listen`: the agent listens on a UNIX socket; each client gets its own stream.
+//!
+//! A client may disconnect at any time, even in the middle of a reply: its replies
+//! are then dropped, and the next client starts on a fresh connection, so no stale
+//! byte ever reaches it. A client that only half-closes (shuts down its writing side
+//! after its requests, as `socat` does) still gets every reply.
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use phoenix_proto::LineFramer;
+
+use super::{pump, READ_BUF};
+use crate::agent::Agent;
+use crate::dispatch::Sink;
+
+/// Clients served at once; more are turned away until one leaves.
+const MAX_CLIENTS: usize = 64;
+
+/// A client that takes no bytes of a reply for this long is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Listens on `path` and serves clients until the process exits.
+pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
+    let listener = bind(path)?;
+    let owned = path.to_path_buf();
+    agent.on_exit(move || {
+        let _ = std::fs::remove_file(&owned);
+    });
+    tracing::info!(path = %path.display(), "listening");
+    let clients = Arc::new(AtomicUsize::new(0));
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // EMFILE and friends: the agent goes on; the client is refused.
+                tracing::warn!(error = %e, "accept failed");
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!("too many clients, connection refused");
+            continue;
+        }
+        let (agent, clients) = (Arc::clone(agent), Arc::clone(&clients));
+        let spawned = thread::Builder::new()
+            .name("client".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                serve_client(&agent, stream);
+                clients.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a client thread");
+        }
+    }
+}
+
+/// Binds the socket, replacing a stale one left by an agent that died, but never a
+/// live agent's socket or a file that is not a socket. Mode 0600: root's only.
+fn bind(path: &Path) -> io::Result<UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another agent is listening on {}", path.display()),
+                ))
+            }
+            Err(_) => std::fs::remove_file(path)?,
+        }
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
+    tracing::debug!("client connected");
+    let sink: Arc<dyn Sink> = match stream.try_clone() {
+        Ok(w) => {
+            let _ = w.set_write_timeout(Some(WRITE_TIMEOUT));
+            Arc::new(StreamSink {
+                stream: Mutex::new(w),
+                gone: AtomicBool::new(false),
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve client");
+            return;
+        }
+    };
+    let mut framer = LineFramer::new(agent.config.max_line_bytes);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut reader = &stream;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => pump(agent, &mut framer, &buf[..n], &sink),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "client read failed");
+                break;
+            }
+        }
+    }
+    // Replies still being computed keep the sink (and the socket) alive until sent.
+    tracing::debug!("client finished sending");
+}
+
+/// The writing half of a client connection.
+struct StreamSink {
+    stream: Mutex<UnixStream>,
+    gone: AtomicBool,
+}
+
+impl Sink for StreamSink {
+    fn send(&self, reply: &[u8]) {
+        if self.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = stream.write_all(reply) {
+            tracing::debug!(error = %e, "client gone, dropping its replies");
+            self.gone.store(true, Ordering::Relaxed);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
