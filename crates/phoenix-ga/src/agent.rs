@@ -28,6 +28,8 @@ pub struct Agent {
     exit_lock: Mutex<()>,
     /// Runs worker commands and bounds the work in flight.
     pub pool: Pool,
+    /// Open file handles of `file-open`.
+    pub files: commands::files::Handles,
 }
 
 impl Agent {
@@ -64,6 +66,7 @@ impl Agent {
             cleanups: Mutex::new(Vec::new()),
             exit_lock: Mutex::new(()),
             pool,
+            files: commands::files::Handles::new(config.max_handles),
             config,
         })
     }
