@@ -243,8 +243,21 @@ mod tests {
         let v = serde_json::to_value(Stat::default()).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         let mut want = vec![
-            "Dev", "Ino", "Nlink", "Mode", "Uid", "Gid", "X__pad0", "Rdev", "Size", "Blksize",
-            "Blocks", "Atim", "Mtim", "Ctim", "X__unused",
+            "Dev",
+            "Ino",
+            "Nlink",
+            "Mode",
+            "Uid",
+            "Gid",
+            "X__pad0",
+            "Rdev",
+            "Size",
+            "Blksize",
+            "Blocks",
+            "Atim",
+            "Mtim",
+            "Ctim",
+            "X__unused",
         ];
         want.sort_unstable();
         let mut keys = keys;

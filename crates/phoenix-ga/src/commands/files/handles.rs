@@ -89,7 +89,11 @@ impl Handles {
 
     /// The handle numbered `id`; EBADF when it is unknown or closed.
     pub fn get(&self, id: u64) -> Result<Arc<Handle>, Error> {
-        self.lock().open.get(&id).cloned().ok_or_else(|| bad_handle(id))
+        self.lock()
+            .open
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| bad_handle(id))
     }
 
     /// Closes handle `id`, waiting for a request using it to finish first.

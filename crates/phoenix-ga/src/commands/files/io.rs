@@ -72,7 +72,12 @@ fn open_write(path: &Path, perm: u32, force: bool) -> Result<File, Error> {
     let mut unlinked = false;
     loop {
         // O_EXCL tells a file we create (whose mode we then set) from an existing one.
-        match OpenOptions::new().write(true).create_new(true).mode(perm).open(path) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(perm)
+            .open(path)
+        {
             Ok(file) => return set_exact_perm(file, path, perm),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::os(ctx(), e)),
@@ -293,7 +298,10 @@ mod tests {
     fn md5_hex() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"abc").unwrap();
-        assert_eq!(md5_file(f.path()).unwrap(), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            md5_file(f.path()).unwrap(),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
     }
 
     #[test]

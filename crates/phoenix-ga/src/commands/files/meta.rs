@@ -139,10 +139,11 @@ fn mkdir_all(path: &Path, perm: u32) -> Result<(), Error> {
             // mkdir(2) applies the umask; the requested mode is set exactly.
             Ok(()) => fs::set_permissions(dir, Permissions::from_mode(perm))
                 .context(|| format!("chmod {}", dir.display()))?,
-            // Created by someone else meanwhile (or "x/.."): fine if it is a directory.
+            // Created by someone else meanwhile (or "x/.."): fine if it is a directory;
+            // else (a dangling symlink) the EEXIST stands.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-                    return Err(not_dir(dir));
+                    return Err(Error::os(format!("mkdir {}", dir.display()), e));
                 }
             }
             Err(e) => return Err(Error::os(format!("mkdir {}", dir.display()), e)),
