@@ -36,6 +36,8 @@ struct Table {
 pub struct Handle {
     id: u64,
     path: PathBuf,
+    /// A regular file (read to the requested count) rather than a pipe or device.
+    regular: bool,
     /// `None` once closed (by `file-close` or end of file) while a request still holds
     /// the handle.
     file: Mutex<Option<File>>,
@@ -115,8 +117,8 @@ impl Handles {
 }
 
 impl Slot<'_> {
-    /// Registers the opened file; its handle number.
-    pub fn fill(mut self, path: PathBuf, file: File) -> u64 {
+    /// Registers the opened file (`regular`: not a pipe or device); its handle number.
+    pub fn fill(mut self, path: PathBuf, file: File, regular: bool) -> u64 {
         let mut t = self.handles.lock();
         t.reserved -= 1;
         self.filled = true;
@@ -125,6 +127,7 @@ impl Slot<'_> {
         let handle = Handle {
             id,
             path,
+            regular,
             file: Mutex::new(Some(file)),
         };
         t.open.insert(id, Arc::new(handle));
@@ -165,6 +168,11 @@ impl OpenFile<'_> {
         self.guard.as_mut().expect("checked open in Handle::lock")
     }
 
+    /// Whether the file is a regular file.
+    pub fn regular(&self) -> bool {
+        self.handle.regular
+    }
+
     /// Closes the file and removes its handle from `handles`.
     pub fn close(mut self, handles: &Handles) -> Result<(), Error> {
         let file = self.guard.take().expect("checked open in Handle::lock");
@@ -189,7 +197,7 @@ mod tests {
 
     fn open_dev_null(h: &Handles) -> Result<u64, Error> {
         let slot = h.reserve()?;
-        Ok(slot.fill("/dev/null".into(), File::open("/dev/null").unwrap()))
+        Ok(slot.fill("/dev/null".into(), File::open("/dev/null").unwrap(), false))
     }
 
     #[test]
