@@ -165,7 +165,10 @@ fn read_reply(file: &File, count: usize, regular: bool) -> io::Result<(String, b
         let got;
         (got, eof) = fill(file, &mut piece[..want], regular)?;
         let start = out.len();
-        out.resize(start + base64::encoded_len(got, true).ok_or_else(too_large)?, 0);
+        out.resize(
+            start + base64::encoded_len(got, true).ok_or_else(too_large)?,
+            0,
+        );
         STANDARD
             .encode_slice(&piece[..got], &mut out[start..])
             .map_err(|e| io::Error::other(e.to_string()))?;
@@ -347,16 +350,24 @@ mod tests {
     fn read_reply_is_valid_json() {
         let (_f, file) = file_with(b"hello");
         let (text, eof) = read_reply(&file, 3, true).unwrap();
-        assert_eq!((text.as_str(), eof), (r#"{"bufb64":"aGVs","eof":false}"#, false));
+        assert_eq!(
+            (text.as_str(), eof),
+            (r#"{"bufb64":"aGVs","eof":false}"#, false)
+        );
         let (text, eof) = read_reply(&file, 4096, true).unwrap();
-        assert_eq!((text.as_str(), eof), (r#"{"bufb64":"bG8=","eof":true}"#, true));
+        assert_eq!(
+            (text.as_str(), eof),
+            (r#"{"bufb64":"bG8=","eof":true}"#, true)
+        );
         let (text, eof) = read_reply(&file, 4096, true).unwrap();
         assert_eq!((text.as_str(), eof), (r#"{"bufb64":"","eof":true}"#, true));
     }
 
     #[test]
     fn pieces_encode_like_the_whole() {
-        let data: Vec<u8> = (0..PIECE * 3 + 7).map(|i| (i * 7 + i / 251) as u8).collect();
+        let data: Vec<u8> = (0..PIECE * 3 + 7)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
         for count in [4096, PIECE - 1, PIECE, PIECE + 1, 2 * PIECE + 5, 32 << 20] {
             let (_f, file) = file_with(&data);
             let mut back = Vec::new();
