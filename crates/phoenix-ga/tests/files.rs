@@ -643,6 +643,9 @@ fn a_blocked_read_delays_no_other_request() {
         c.request(json!({"execute": "ping", "tag": "p"}))["tag"],
         "p"
     );
+    // Closing the busy handle answers at once; the read still completes.
+    assert_eq!(ok(&mut c, "file-close", json!({"handle_id": f})), true);
+    assert_eq!(fails(&mut c, "file-read", json!({"handle_id": f})).1, 9);
     use std::io::Write;
     writer.write_all(b"late").unwrap();
     let r = c.recv();
@@ -651,7 +654,13 @@ fn a_blocked_read_delays_no_other_request() {
         ret(&r),
         &json!({"bufb64": STANDARD.encode("late"), "eof": false})
     );
-    ok(&mut c, "file-close", json!({"handle_id": f}));
+    // Then the descriptor is closed.
+    c.request(json!({"execute": "ping"}));
+    let open_on_fifo = fs::read_dir(format!("/proc/{}/fd", a.pid()))
+        .unwrap()
+        .filter(|e| fs::read_link(e.as_ref().unwrap().path()).is_ok_and(|t| t == fifo))
+        .count();
+    assert_eq!(open_on_fifo, 0, "fifo still open in the agent");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use nix::errno::Errno;
 
@@ -98,13 +98,19 @@ impl Handles {
             .ok_or_else(|| bad_handle(id))
     }
 
-    /// Closes handle `id`, waiting for a request using it to finish first.
+    /// Closes handle `id`. The number is gone at once; when a request is still using
+    /// the file (a read blocked on a pipe), the file is closed as that request ends,
+    /// without making the host wait for it.
     pub fn close(&self, id: u64) -> Result<(), Error> {
         let handle = self.lock().open.remove(&id).ok_or_else(|| bad_handle(id))?;
-        let mut guard = handle.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = match handle.file.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+        };
         match guard.take() {
             Some(file) => close_file(file, &handle.path),
-            // Closed by the read that reached end of file while we waited.
+            // Closed meanwhile by the read that reached end of file.
             None => Ok(()),
         }
     }
