@@ -75,6 +75,11 @@ impl LineFramer {
             let (chunk, delim) = (&data[..i], data[i]);
             data = &data[i + 1..];
             if delim == RESYNC_BYTE {
+                // An over-long line is reported whether it ends in LF or is cut by
+                // 0xFF, and whatever the read sizes were.
+                if !self.discarding && self.partial.len() + chunk.len() > self.max {
+                    self.overflow(&mut on_frame);
+                }
                 self.partial.clear();
                 self.discarding = false;
                 continue;
@@ -197,6 +202,17 @@ mod tests {
         }
         out.extend(feed(&mut f, &[b"\nok\n"]));
         assert_eq!(out, vec![Out::Long, l("ok")]);
+    }
+
+    #[test]
+    fn over_long_partial_cut_by_resync_is_reported_however_it_was_read() {
+        // Found by the framer fuzz target: one read saw no overflow, many did.
+        let input = b"0123456789\xffok\n";
+        let mut f = LineFramer::new(4);
+        assert_eq!(feed(&mut f, &[input]), vec![Out::Long, l("ok")]);
+        let mut f = LineFramer::new(4);
+        let pieces: Vec<&[u8]> = input.chunks(3).collect();
+        assert_eq!(feed(&mut f, &pieces), vec![Out::Long, l("ok")]);
     }
 
     #[test]
