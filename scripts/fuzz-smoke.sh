@@ -6,9 +6,13 @@ cd "$(dirname "$0")/../fuzz"
 secs=${FUZZ_SECONDS:-10}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for target in $(cargo fuzz list); do
-    echo "fuzz: $target for ${secs}s"
-    cargo fuzz run -O "$target" "corpus/$target" -- -max_total_time="$secs" 2>&1 | grep -E "^Done|DONE|panicked|SUMMARY" || true
-    # cargo fuzz exits non-zero on a crash; pipefail would hide it behind grep.
-    cargo fuzz run -O "$target" "corpus/$target" -- -runs=0 >/dev/null 2>&1
+    if ! cargo fuzz run -O "$target" "corpus/$target" -- -max_total_time="$secs" >"$log" 2>&1; then
+        tail -60 "$log"
+        echo "fuzz: $target FAILED (input saved under fuzz/artifacts/$target)"
+        exit 1
+    fi
+    echo "fuzz: $target: $(grep -E '^Done' "$log")"
 done
