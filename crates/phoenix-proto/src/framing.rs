@@ -20,6 +20,11 @@ pub enum Frame<'a> {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// A line within the limit did not fit in memory; it is being discarded.
+    NoMemory {
+        /// Bytes the partial line would have needed.
+        needed: usize,
+    },
 }
 
 /// Incremental line splitter. Feed it whatever `read()` returned.
@@ -67,6 +72,11 @@ impl LineFramer {
                 if self.partial.len() + data.len() > self.max {
                     self.overflow(&mut on_frame);
                     self.discarding = true;
+                } else if self.partial.try_reserve(data.len()).is_err() {
+                    let needed = self.partial.len() + data.len();
+                    self.reset();
+                    self.discarding = true;
+                    on_frame(Frame::NoMemory { needed });
                 } else {
                     self.partial.extend_from_slice(data);
                 }
@@ -96,6 +106,12 @@ impl LineFramer {
             if self.partial.is_empty() {
                 emit_line(chunk, &mut on_frame);
             } else {
+                if self.partial.try_reserve(chunk.len()).is_err() {
+                    let needed = self.partial.len() + chunk.len();
+                    self.reset();
+                    on_frame(Frame::NoMemory { needed });
+                    continue;
+                }
                 self.partial.extend_from_slice(chunk);
                 emit_line(&self.partial, &mut on_frame);
                 self.partial.clear();
@@ -137,7 +153,7 @@ mod tests {
             f.push(c, |fr| {
                 out.push(match fr {
                     Frame::Line(l) => Out::L(String::from_utf8_lossy(l).into_owned()),
-                    Frame::TooLong { .. } => Out::Long,
+                    Frame::TooLong { .. } | Frame::NoMemory { .. } => Out::Long,
                 })
             });
         }
