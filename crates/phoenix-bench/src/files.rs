@@ -26,7 +26,7 @@ const TRANSFER: usize = 64 * MIB;
 const HASHED: usize = 512 * MIB;
 /// Runs of each measurement, alternating between the agents; the best of each is
 /// reported (the machine is shared, and load comes and goes).
-const RUNS: usize = 3;
+const RUNS: usize = 4;
 
 /// Runs the files section.
 pub fn run(env: &Env, report: &mut Report) {
