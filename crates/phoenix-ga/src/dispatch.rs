@@ -19,6 +19,13 @@ use crate::error::Error;
 pub trait Sink: Send + Sync {
     /// Writes one reply line.
     fn send(&self, reply: &[u8]);
+
+    /// Writes one reply line given in parts, without gathering them first: a large
+    /// return value (a 4 MiB `file-read` chunk) is written from where it lies. Sinks
+    /// that can write the parts one after the other under their lock override this.
+    fn send_parts(&self, parts: &[&[u8]]) {
+        self.send(&parts.concat());
+    }
 }
 
 /// Handles one frame from a host connection.
@@ -123,9 +130,21 @@ fn execute(agent: &Agent, cmd: &'static Command, raw: Option<&RawValue>) -> Outc
     })
 }
 
+/// Return values longer than this are written in place rather than copied.
+const LARGE_REPLY: usize = 64 << 10;
+
 fn respond(sink: &dyn Sink, tag: &Tag<'_>, out: Outcome) {
     let mut buf = Vec::new();
     match out {
+        // Large values are not copied into a reply buffer: `{"return":` VALUE
+        // `,"tag":TAG}\n`, exactly what `encode_return` builds, in three parts.
+        Ok(value) if value.get().len() > LARGE_REPLY => {
+            let mut tail = Vec::with_capacity(tag.as_json().len() + 10);
+            tail.extend_from_slice(b",\"tag\":");
+            tail.extend_from_slice(tag.as_json().as_bytes());
+            tail.extend_from_slice(b"}\n");
+            return sink.send_parts(&[b"{\"return\":", value.get().as_bytes(), &tail]);
+        }
         Ok(value) => encode_return(value.get(), tag, &mut buf),
         Err(e) => {
             tracing::debug!(tag = %tag.as_json(), code = e.code(), error = %e.message(), "error reply");

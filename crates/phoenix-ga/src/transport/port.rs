@@ -150,22 +150,37 @@ struct PortSink {
 
 impl Sink for PortSink {
     fn send(&self, reply: &[u8]) {
+        self.send_parts(&[reply]);
+    }
+
+    fn send_parts(&self, parts: &[&[u8]]) {
         let mut port = self.port.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rest = reply;
-        while !rest.is_empty() {
-            let chunk = &rest[..rest.len().min(PORT_WRITE_MAX)];
-            match port.write(chunk) {
-                Ok(n) if n > 0 => rest = &rest[n..],
-                Ok(_) => self.wait_writable(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, dropped = rest.len(), "port write failed, reply dropped");
-                    return;
-                }
+        for part in parts {
+            if !write_part(&mut port, part, self) {
+                return;
             }
         }
     }
+}
+
+/// Writes all of `part` to the port in chunks it accepts; false when the write failed
+/// (the rest of the reply is dropped).
+fn write_part(port: &mut File, part: &[u8], sink: &PortSink) -> bool {
+    let mut rest = part;
+    while !rest.is_empty() {
+        let chunk = &rest[..rest.len().min(PORT_WRITE_MAX)];
+        match port.write(chunk) {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            Ok(_) => sink.wait_writable(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.wait_writable(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(error = %e, dropped = rest.len(), "port write failed, reply dropped");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl PortSink {

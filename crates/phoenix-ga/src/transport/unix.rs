@@ -150,14 +150,21 @@ struct StreamSink {
 
 impl Sink for StreamSink {
     fn send(&self, reply: &[u8]) {
+        self.send_parts(&[reply]);
+    }
+
+    fn send_parts(&self, parts: &[&[u8]]) {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
         let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = stream.write_all(reply) {
-            tracing::debug!(error = %e, "client gone, dropping its replies");
-            self.gone.store(true, Ordering::Relaxed);
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+        for part in parts {
+            if let Err(e) = stream.write_all(part) {
+                tracing::debug!(error = %e, "client gone, dropping its replies");
+                self.gone.store(true, Ordering::Relaxed);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
         }
     }
 }
