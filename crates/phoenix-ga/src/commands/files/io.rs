@@ -1,9 +1,10 @@
 //! File contents: `file-open`, `file-read`, `file-write`, `file-close`,
 //! `get-file-md5sum`.
 //!
-//! Transfers are built for speed without holding memory: a read goes straight into
-//! one buffer and is base64-encoded straight into the reply text; a write decodes the
-//! request's base64 (borrowed from the request line) once and writes it all.
+//! Transfers are built for speed without holding memory: a read is encoded piece by
+//! piece straight into the reply text, so the data never exists whole outside it; a
+//! write decodes the request's base64 (borrowed from the request) once and writes it
+//! all.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
