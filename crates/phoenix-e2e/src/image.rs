@@ -66,7 +66,10 @@ pub fn kernel() -> Result<Kernel> {
     };
     let tmp = tempfile::tempdir_in(&cache).map_err(|e| Error::io("tempdir in cache", e))?;
     let root = tmp.path().join("root");
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root), "dpkg -x the kernel")?;
+    run(
+        Command::new("dpkg").arg("-x").arg(&deb).arg(&root),
+        "dpkg -x the kernel",
+    )?;
     let release = fs::read_dir(root.join("lib/modules"))
         .map_err(|e| Error::io(format!("{}: no lib/modules", deb.display()), e))?
         .filter_map(|e| e.ok())
@@ -74,12 +77,16 @@ pub fn kernel() -> Result<Kernel> {
         .next()
         .ok_or_else(|| Error::msg(format!("{}: no module tree", deb.display())))?;
     run(
-        Command::new("busybox").args(["depmod", "-b"]).arg(&root).arg(&release),
+        Command::new("busybox")
+            .args(["depmod", "-b"])
+            .arg(&root)
+            .arg(&release),
         "busybox depmod",
     )?;
     let dest = cache.join("kernel").join(&release);
     if dest.exists() {
-        fs::remove_dir_all(&dest).map_err(|e| Error::io(format!("remove {}", dest.display()), e))?;
+        fs::remove_dir_all(&dest)
+            .map_err(|e| Error::io(format!("remove {}", dest.display()), e))?;
     }
     fs::create_dir_all(dest.parent().unwrap_or(&cache)).map_err(|e| Error::io("mkdir", e))?;
     fs::rename(&root, &dest).map_err(|e| Error::io(format!("rename to {}", dest.display()), e))?;
@@ -101,7 +108,10 @@ fn unpacked(cache: &Path, release: &str) -> Kernel {
 
 /// `apt-get download`s the versioned kernel package into the cache; its path.
 fn download(cache: &Path) -> Result<PathBuf> {
-    let out = output(Command::new("apt-cache").args(["depends", KERNEL_META]), "apt-cache depends")?;
+    let out = output(
+        Command::new("apt-cache").args(["depends", KERNEL_META]),
+        "apt-cache depends",
+    )?;
     let pkg = out
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))
@@ -114,7 +124,9 @@ fn download(cache: &Path) -> Result<PathBuf> {
         })?
         .to_string();
     run(
-        Command::new("apt-get").args(["download", "-q", &pkg]).current_dir(cache),
+        Command::new("apt-get")
+            .args(["download", "-q", &pkg])
+            .current_dir(cache),
         &format!("apt-get download {pkg}"),
     )?;
     fs::read_dir(cache)
@@ -150,10 +162,18 @@ pub fn initramfs(kernel: &Kernel, payload: &Payload<'_>, stage: &Path, out: &Pat
     write(&stage.join("init"), INIT.as_bytes(), 0o755)?;
     install(payload.agent, &stage.join("usr/bin/phoenix-ga"), 0o755)?;
     for lib in libraries(payload.agent)? {
-        install(&lib, &stage.join(lib.strip_prefix("/").unwrap_or(&lib)), 0o755)?;
+        install(
+            &lib,
+            &stage.join(lib.strip_prefix("/").unwrap_or(&lib)),
+            0o755,
+        )?;
     }
     let args = payload.agent_args.join(" ");
-    write(&stage.join("etc/phoenix-ga.args"), format!("{args}\n").as_bytes(), 0o644)?;
+    write(
+        &stage.join("etc/phoenix-ga.args"),
+        format!("{args}\n").as_bytes(),
+        0o644,
+    )?;
     modules(kernel, &stage.join("lib/modules").join(&kernel.release))?;
 
     let file = File::create(out).map_err(|e| Error::io(format!("create {}", out.display()), e))?;
@@ -176,8 +196,14 @@ fn modules(kernel: &Kernel, dest: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("read {}", dep_path.display()), e))?;
     let mut deps: HashMap<&str, (&str, Vec<&str>)> = HashMap::new();
     for line in deps_text.lines() {
-        let Some((module, rest)) = line.split_once(':') else { continue };
-        let name = module.rsplit('/').next().unwrap_or(module).trim_end_matches(".ko");
+        let Some((module, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let name = module
+            .rsplit('/')
+            .next()
+            .unwrap_or(module)
+            .trim_end_matches(".ko");
         deps.insert(name, (line, rest.split_whitespace().collect()));
     }
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
@@ -188,7 +214,12 @@ fn modules(kernel: &Kernel, dest: &Path) -> Result<()> {
             .ok_or_else(|| Error::msg(format!("module {name} not in {}", dep_path.display())))?;
         if wanted.insert(name) {
             for path in needs {
-                todo.push(path.rsplit('/').next().unwrap_or(path).trim_end_matches(".ko"));
+                todo.push(
+                    path.rsplit('/')
+                        .next()
+                        .unwrap_or(path)
+                        .trim_end_matches(".ko"),
+                );
             }
         }
     }
@@ -232,7 +263,11 @@ fn which(name: &str) -> Result<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .ok_or_else(|| Error::msg(format!("{name} not found in PATH (scripts/e2e-deps.sh installs it)")))
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "{name} not found in PATH (scripts/e2e-deps.sh installs it)"
+            ))
+        })
 }
 
 /// Copies `src` (following symlinks) to `dest`, creating parent directories.
@@ -249,8 +284,10 @@ fn write(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     if let Some(dir) = dest.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("mkdir {}", dir.display()), e))?;
     }
-    let mut f = File::create(dest).map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
-    f.write_all(bytes).map_err(|e| Error::io(format!("write {}", dest.display()), e))?;
+    let mut f =
+        File::create(dest).map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io(format!("write {}", dest.display()), e))?;
     fs::set_permissions(dest, fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(format!("chmod {}", dest.display()), e))
 }
@@ -258,10 +295,13 @@ fn write(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// Makes the scratch disk: a sparse raw image of `mib` MiB with an ext4 filesystem.
 pub fn scratch_disk(path: &Path, mib: u64) -> Result<()> {
     let f = File::create(path).map_err(|e| Error::io(format!("create {}", path.display()), e))?;
-    f.set_len(mib << 20).map_err(|e| Error::io(format!("size {}", path.display()), e))?;
+    f.set_len(mib << 20)
+        .map_err(|e| Error::io(format!("size {}", path.display()), e))?;
     drop(f);
     run(
-        Command::new("mkfs.ext4").args(["-q", "-F", "-L", "scratch"]).arg(path),
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", "scratch"])
+            .arg(path),
         "mkfs.ext4 the scratch disk (e2fsprogs)",
     )
 }

@@ -127,9 +127,13 @@ impl Guest {
     /// the agent replies to `ping` through the port.
     pub fn boot(opts: GuestOpts) -> Result<Guest> {
         let started = Instant::now();
-        let qemu_bin = std::env::var("PHOENIX_E2E_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+        let qemu_bin =
+            std::env::var("PHOENIX_E2E_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
         if !opts.agent.is_file() {
-            return Err(Error::msg(format!("agent binary {} not found", opts.agent.display())));
+            return Err(Error::msg(format!(
+                "agent binary {} not found",
+                opts.agent.display()
+            )));
         }
         let kernel = image::kernel()?;
         let dir = tempfile::Builder::new()
@@ -139,7 +143,10 @@ impl Guest {
         let initrd = dir.path().join("initrd.cpio");
         image::initramfs(
             &kernel,
-            &image::Payload { agent: &opts.agent, agent_args: &opts.agent_args },
+            &image::Payload {
+                agent: &opts.agent,
+                agent_args: &opts.agent_args,
+            },
             &dir.path().join("stage"),
             &initrd,
         )?;
@@ -150,30 +157,60 @@ impl Guest {
         let p = |name: &str| dir.path().join(name).display().to_string();
         let kvm = std::env::var("PHOENIX_E2E_KVM").is_ok_and(|v| v == "1");
         let mut cmd = Command::new(&qemu_bin);
-        cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-            .args(["-accel", if kvm { "kvm" } else { "tcg" }])
-            .args(["-m", &opts.memory_mib.to_string(), "-smp", &opts.cpus.to_string()])
-            .arg("-kernel")
-            .arg(&kernel.vmlinuz)
-            .arg("-initrd")
-            .arg(&initrd)
-            .args(["-append", "console=ttyS0 panic=-1 quiet"])
-            .args(["-serial", &format!("file:{}", p("console.log"))])
-            .args(["-device", "virtio-serial-pci"])
-            .args(["-chardev", &format!("socket,id=ga0,path={},server=on,wait=off", p("ga.sock"))])
-            .args(["-device", &format!("virtserialport,chardev=ga0,name={AGENT_PORT}")])
-            .args(["-chardev", &format!("socket,id=sh0,path={},server=on,wait=off", p("shell.sock"))])
-            .args(["-device", &format!("virtserialport,chardev=sh0,name={SHELL_PORT}")])
-            .args(["-drive", &format!("file={},format=raw,if=virtio", disk.display())])
-            .args(["-nic", "user,model=virtio-net-pci,restrict=on"]);
+        cmd.args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+        .args([
+            "-m",
+            &opts.memory_mib.to_string(),
+            "-smp",
+            &opts.cpus.to_string(),
+        ])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .args(["-serial", &format!("file:{}", p("console.log"))])
+        .args(["-device", "virtio-serial-pci"])
+        .args([
+            "-chardev",
+            &format!("socket,id=ga0,path={},server=on,wait=off", p("ga.sock")),
+        ])
+        .args([
+            "-device",
+            &format!("virtserialport,chardev=ga0,name={AGENT_PORT}"),
+        ])
+        .args([
+            "-chardev",
+            &format!("socket,id=sh0,path={},server=on,wait=off", p("shell.sock")),
+        ])
+        .args([
+            "-device",
+            &format!("virtserialport,chardev=sh0,name={SHELL_PORT}"),
+        ])
+        .args([
+            "-drive",
+            &format!("file={},format=raw,if=virtio", disk.display()),
+        ])
+        .args(["-nic", "user,model=virtio-net-pci,restrict=on"]);
         let log_path = dir.path().join("qemu.log");
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| Error::io(format!("create {}", log_path.display()), e))?;
-        let qemu = qemu::Qemu::spawn(cmd, log)
-            .map_err(|e| Error::io(format!("start {qemu_bin} (scripts/e2e-deps.sh installs it)"), e))?;
+        let qemu = qemu::Qemu::spawn(cmd, log).map_err(|e| {
+            Error::io(
+                format!("start {qemu_bin} (scripts/e2e-deps.sh installs it)"),
+                e,
+            )
+        })?;
 
         // The chardev sockets exist once QEMU has parsed its options.
         let shell_sock = dir.path().join("shell.sock");
@@ -191,18 +228,35 @@ impl Guest {
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         };
-        let mut guest = Guest { qemu, shell: Mutex::new(shell), dir, opts, kernel, boot_time: Duration::ZERO };
+        let mut guest = Guest {
+            qemu,
+            shell: Mutex::new(shell),
+            dir,
+            opts,
+            kernel,
+            boot_time: Duration::ZERO,
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         if let Err(e) = guest.try_run("echo up", left) {
-            return Err(Error::msg(format!("guest did not come up: {e}\n{}", guest.diagnostics())));
+            return Err(Error::msg(format!(
+                "guest did not come up: {e}\n{}",
+                guest.diagnostics()
+            )));
         }
         // Wait for the agent: the client's connect resynchronises with a ping.
         let opts = phoenix_client::Options {
-            timeout: Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1))),
+            timeout: Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1)),
+            ),
             ..Default::default()
         };
         if let Err(e) = phoenix_client::Client::connect_with(guest.host_socket(), opts) {
-            return Err(Error::msg(format!("agent did not answer: {e}\n{}", guest.diagnostics())));
+            return Err(Error::msg(format!(
+                "agent did not answer: {e}\n{}",
+                guest.diagnostics()
+            )));
         }
         guest.boot_time = started.elapsed();
         Ok(guest)
@@ -237,7 +291,11 @@ impl Guest {
     /// stderr) unless it exits 0.
     pub fn sh_ok(&self, script: &str) -> String {
         let out = self.run(script);
-        assert_eq!(out.status, 0, "guest script {script:?} failed: {}", out.stderr);
+        assert_eq!(
+            out.status, 0,
+            "guest script {script:?} failed: {}",
+            out.stderr
+        );
         out.stdout
     }
 
@@ -305,10 +363,16 @@ impl Guest {
         let script = format!(
             "fsfreeze --unfreeze {SCRATCH} 2>/dev/null; sync; umount {SCRATCH}; poweroff -f"
         );
-        self.shell.lock().unwrap_or_else(|p| p.into_inner()).send(&script)?;
+        self.shell
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(&script)?;
         match self.qemu.wait(Duration::from_secs(30)) {
             Some(_) => Ok(()),
-            None => Err(Error::msg(format!("guest did not power off\n{}", self.diagnostics()))),
+            None => Err(Error::msg(format!(
+                "guest did not power off\n{}",
+                self.diagnostics()
+            ))),
         }
     }
 
@@ -337,7 +401,9 @@ static SHARED: OnceLock<std::result::Result<Mutex<Guest>, String>> = OnceLock::n
 /// its files removed when the test process exits.
 pub fn shared(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
     let guest = SHARED.get_or_init(|| {
-        let booted = Guest::boot(opts()).map(Mutex::new).map_err(|e| e.to_string());
+        let booted = Guest::boot(opts())
+            .map(Mutex::new)
+            .map_err(|e| e.to_string());
         if booted.is_ok() {
             // SAFETY: registers a plain extern "C" function with no arguments.
             unsafe { libc::atexit(kill_shared) };
@@ -369,4 +435,3 @@ impl Drop for Guest {
         self.qemu.kill();
     }
 }
-

@@ -33,25 +33,30 @@ impl Qemu {
         let exit = Arc::new((Mutex::new(None), Condvar::new()));
         let done = Arc::clone(&exit);
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("qemu-waiter".into()).spawn(move || {
-            let mut child = match cmd.spawn() {
-                Ok(child) => child,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = tx.send(Ok(child.id()));
-            let status = child.wait();
-            let (lock, cv) = &*done;
-            *lock.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(status.unwrap_or_else(|_| ExitStatus::default()));
-            cv.notify_all();
-        })?;
+        std::thread::Builder::new()
+            .name("qemu-waiter".into())
+            .spawn(move || {
+                let mut child = match cmd.spawn() {
+                    Ok(child) => child,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(child.id()));
+                let status = child.wait();
+                let (lock, cv) = &*done;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(status.unwrap_or_else(|_| ExitStatus::default()));
+                cv.notify_all();
+            })?;
         let pid = rx
             .recv()
             .map_err(|_| io::Error::other("qemu-waiter thread died"))??;
-        Ok(Self { pid: Pid::from_raw(pid as i32), exit })
+        Ok(Self {
+            pid: Pid::from_raw(pid as i32),
+            exit,
+        })
     }
 
     /// QEMU's process id.
@@ -61,7 +66,11 @@ impl Qemu {
 
     /// Whether QEMU still runs.
     pub(crate) fn alive(&self) -> bool {
-        self.exit.0.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.exit
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// Waits up to `timeout` for QEMU to exit; its status if it did.
@@ -74,7 +83,10 @@ impl Qemu {
             if left.is_zero() {
                 break;
             }
-            st = cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            st = cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         *st
     }

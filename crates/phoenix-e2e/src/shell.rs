@@ -35,9 +35,17 @@ impl Shell {
     pub(crate) fn connect(path: &Path) -> Result<Self> {
         let stream = UnixStream::connect(path)
             .map_err(|e| Error::io(format!("connect {}", path.display()), e))?;
-        stream.set_read_timeout(Some(TICK)).map_err(|e| Error::io("set_read_timeout", e))?;
-        let writer = stream.try_clone().map_err(|e| Error::io("clone socket", e))?;
-        Ok(Self { reader: BufReader::new(stream), writer, next_id: 1 })
+        stream
+            .set_read_timeout(Some(TICK))
+            .map_err(|e| Error::io("set_read_timeout", e))?;
+        let writer = stream
+            .try_clone()
+            .map_err(|e| Error::io("clone socket", e))?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+            writer,
+            next_id: 1,
+        })
     }
 
     /// Sends `script` without waiting for it (for a script that powers the guest off).
