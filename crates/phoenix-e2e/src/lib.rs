@@ -18,7 +18,8 @@
 //! Environment: `PHOENIX_E2E=skip` makes [`skip`] true (tests return early; without it
 //! a missing QEMU or kernel fails the tests); `PHOENIX_E2E_CACHE` moves the cache;
 //! `PHOENIX_E2E_KERNEL_DEB` uses a local kernel .deb instead of `apt-get download`;
-//! `PHOENIX_E2E_KVM=1` uses KVM instead of TCG; `PHOENIX_E2E_QEMU` names the QEMU binary.
+//! `PHOENIX_E2E_KVM=1` uses KVM instead of TCG; `PHOENIX_E2E_QEMU` names the QEMU binary;
+//! `PHOENIX_E2E_AGENT` replaces the agent binary the tests name (e.g. a static build).
 
 mod image;
 mod qemu;
@@ -98,10 +99,11 @@ pub struct GuestOpts {
 }
 
 impl GuestOpts {
-    /// Defaults: 512 MiB, 2 CPUs, a 256 MiB scratch disk, 120 s to boot.
+    /// Defaults: 512 MiB, 2 CPUs, a 256 MiB scratch disk, 120 s to boot. The agent is
+    /// `agent` unless `PHOENIX_E2E_AGENT` names another binary (a release or static build).
     pub fn new(agent: impl Into<PathBuf>) -> Self {
         Self {
-            agent: agent.into(),
+            agent: std::env::var_os("PHOENIX_E2E_AGENT").map_or_else(|| agent.into(), PathBuf::from),
             agent_args: Vec::new(),
             memory_mib: 512,
             cpus: 2,
