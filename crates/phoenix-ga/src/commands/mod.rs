@@ -123,10 +123,17 @@ mod tests {
     #[test]
     fn names_the_problem() {
         let e = Args::new("file-open", None).parse::<A>().unwrap_err();
-        assert_eq!(e.message(), "file-open: invalid arguments: missing field `path`");
+        assert_eq!(
+            e.message(),
+            "file-open: invalid arguments: missing field `path`"
+        );
         let r = raw(r#"{"path":"/x","perm":"420"}"#);
         let e = Args::new("t", Some(&r)).parse::<A>().unwrap_err();
-        assert!(e.message().contains("invalid type: string \"420\""), "{}", e.message());
+        assert!(
+            e.message().contains("invalid type: string \"420\""),
+            "{}",
+            e.message()
+        );
         let r = raw("[1]");
         let e = Args::new("t", Some(&r)).parse::<A>().unwrap_err();
         assert!(e.message().ends_with("\"arguments\" must be a JSON object"));

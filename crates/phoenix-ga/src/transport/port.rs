@@ -25,12 +25,14 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::termios;
 use phoenix_proto::LineFramer;
 
+use super::spin::Spinner;
 use super::{pump, READ_BUF};
 use crate::agent::Agent;
 use crate::dispatch::Sink;
@@ -62,8 +64,16 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; READ_BUF];
     let mut connected = true;
     let mut reader = &port;
+    let mut spinner = Spinner::new();
     loop {
-        match reader.read(&mut buf) {
+        // The port is non-blocking: a read either returns input or WouldBlock.
+        let got = spinner
+            .spin(|| match reader.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                other => Some(other),
+            })
+            .unwrap_or_else(|| reader.read(&mut buf));
+        match got {
             Ok(0) => host_gone(&mut connected, &mut framer, &readable)?,
             Ok(n) => {
                 if !connected {
@@ -72,14 +82,21 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
                 }
                 pump(agent, &mut framer, &buf[..n], &sink);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&readable, EpollTimeout::NONE)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let slept = Instant::now();
+                wait(&readable, EpollTimeout::NONE)?;
+                spinner.slept(slept.elapsed());
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A pty whose master is closed reads EIO: the host is gone.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {
                 host_gone(&mut connected, &mut framer, &readable)?
             }
             Err(e) => {
-                return Err(io::Error::new(e.kind(), format!("read {}: {e}", path.display())))
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("read {}: {e}", path.display()),
+                ))
             }
         }
     }
@@ -98,7 +115,10 @@ fn host_gone(connected: &mut bool, framer: &mut LineFramer, readable: &Epoll) ->
 /// An epoll instance watching `file` edge-triggered for `flags`.
 fn edge_triggered(file: &File, flags: EpollFlags) -> io::Result<Epoll> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(file.as_fd(), EpollEvent::new(flags | EpollFlags::EPOLLET, 0))?;
+    epoll.add(
+        file.as_fd(),
+        EpollEvent::new(flags | EpollFlags::EPOLLET, 0),
+    )?;
     Ok(epoll)
 }
 
@@ -153,7 +173,9 @@ impl PortSink {
     fn wait_writable(&self) {
         if let Err(e) = wait(&self.writable, EpollTimeout::from(WRITE_RECHECK_MS)) {
             tracing::warn!(error = %e, "epoll_wait on the port failed");
-            std::thread::sleep(std::time::Duration::from_millis(u64::from(WRITE_RECHECK_MS)));
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(
+                WRITE_RECHECK_MS,
+            )));
         }
     }
 }
