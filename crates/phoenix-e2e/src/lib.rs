@@ -103,7 +103,8 @@ impl GuestOpts {
     /// `agent` unless `PHOENIX_E2E_AGENT` names another binary (a release or static build).
     pub fn new(agent: impl Into<PathBuf>) -> Self {
         Self {
-            agent: std::env::var_os("PHOENIX_E2E_AGENT").map_or_else(|| agent.into(), PathBuf::from),
+            agent: std::env::var_os("PHOENIX_E2E_AGENT")
+                .map_or_else(|| agent.into(), PathBuf::from),
             agent_args: Vec::new(),
             memory_mib: 512,
             cpus: 2,

@@ -17,6 +17,9 @@ const EXTRA: &str = r#".SH FILES
 \fI/dev/virtio\-ports/org.guest\-agent.0\fR
 The virtio\-serial port served by default (QEMU: \fB\-device virtserialport,name=org.guest\-agent.0\fR).
 .TP
+\fI/etc/phoenix\-ga.conf\fR
+Settings as \fBkey = value\fR lines named like the long options (read when present; see \fB\-\-config\fR); options on the command line win.
+.TP
 \fI/usr/lib/systemd/system/phoenix\-ga.service\fR, \fI/usr/lib/udev/rules.d/99\-phoenix\-ga.rules\fR
 Start the agent when the port appears and restart it when it exits.
 .SH SIGNALS
@@ -61,7 +64,10 @@ fn man_page_documents_every_flag() {
     let page = render();
     for arg in config::Cli::command().get_arguments() {
         if let Some(long) = arg.get_long() {
-            assert!(page.contains(&format!("\\-\\-{}", long.replace('-', "\\-"))), "--{long} missing");
+            assert!(
+                page.contains(&format!("\\-\\-{}", long.replace('-', "\\-"))),
+                "--{long} missing"
+            );
         }
     }
 }
