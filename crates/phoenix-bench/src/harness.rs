@@ -24,6 +24,8 @@ pub struct Env {
     pub idle_secs: u64,
     /// Requests of the soak.
     pub soak_requests: usize,
+    /// MiB per direction in the guest section.
+    pub guest_mib: usize,
 }
 
 impl Env {
@@ -49,6 +51,7 @@ impl Env {
             pings: opts.pings,
             idle_secs: opts.idle_secs,
             soak_requests: opts.soak_requests,
+            guest_mib: opts.guest_mib,
         }
     }
 

@@ -147,6 +147,10 @@ pub struct Payload<'a> {
     pub agent: &'a Path,
     /// Its arguments after `-m virtio-serial`.
     pub agent_args: &'a [String],
+    /// Extra port names /init waits for (besides the agent's and the shell's).
+    pub ports: &'a [String],
+    /// Extra programs, installed as /usr/bin/BASENAME.
+    pub binaries: &'a [PathBuf],
 }
 
 /// Builds the initramfs (an uncompressed newc cpio) at `out`, staging files in `stage`.
@@ -168,6 +172,26 @@ pub fn initramfs(kernel: &Kernel, payload: &Payload<'_>, stage: &Path, out: &Pat
             0o755,
         )?;
     }
+    for bin in payload.binaries {
+        let name = bin
+            .file_name()
+            .ok_or_else(|| Error::msg(format!("{}: not a file name", bin.display())))?;
+        install(bin, &stage.join("usr/bin").join(name), 0o755)?;
+        for lib in libraries(bin)? {
+            install(
+                &lib,
+                &stage.join(lib.strip_prefix("/").unwrap_or(&lib)),
+                0o755,
+            )?;
+        }
+    }
+    let mut ports = payload.ports.join("\n");
+    ports.push('\n');
+    write(
+        &stage.join("etc/phoenix-e2e.ports"),
+        ports.as_bytes(),
+        0o644,
+    )?;
     let args = payload.agent_args.join(" ");
     write(
         &stage.join("etc/phoenix-ga.args"),

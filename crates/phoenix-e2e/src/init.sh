@@ -24,7 +24,11 @@ while [ $i -lt 200 ]; do
         name=$(cat "$d/name")
         [ -n "$name" ] && ln -sf "../${d##*/}" "/dev/virtio-ports/$name"
     done
-    [ -e /dev/virtio-ports/org.guest-agent.0 ] && [ -e /dev/virtio-ports/org.phoenix-e2e.shell ] && break
+    all=1
+    for p in org.guest-agent.0 org.phoenix-e2e.shell $(cat /etc/phoenix-e2e.ports); do
+        [ -e "/dev/virtio-ports/$p" ] || all=0
+    done
+    [ $all = 1 ] && break
     i=$((i + 1))
     sleep 0.05
 done

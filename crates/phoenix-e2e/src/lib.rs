@@ -96,6 +96,13 @@ pub struct GuestOpts {
     pub boot_timeout: Duration,
     /// Default time limit of [`Guest::sh`] scripts.
     pub sh_timeout: Duration,
+    /// More virtio-serial ports, by name; the host end of each is
+    /// [`Guest::port_socket`], the guest end `/dev/virtio-ports/NAME` (e.g. a peer
+    /// agent's port, or a raw port for throughput baselines).
+    pub extra_ports: Vec<String>,
+    /// More programs for the guest, installed as /usr/bin/BASENAME with their libraries
+    /// (e.g. qemu-ga as a peer); not started.
+    pub extra_binaries: Vec<PathBuf>,
 }
 
 impl GuestOpts {
@@ -111,6 +118,8 @@ impl GuestOpts {
             scratch_mib: 256,
             boot_timeout: Duration::from_secs(120),
             sh_timeout: Duration::from_secs(120),
+            extra_ports: Vec::new(),
+            extra_binaries: Vec::new(),
         }
     }
 }
@@ -149,6 +158,8 @@ impl Guest {
             &image::Payload {
                 agent: &opts.agent,
                 agent_args: &opts.agent_args,
+                ports: &opts.extra_ports,
+                binaries: &opts.extra_binaries,
             },
             &dir.path().join("stage"),
             &initrd,
@@ -197,6 +208,15 @@ impl Guest {
             "-device",
             &format!("virtserialport,chardev=sh0,name={SHELL_PORT}"),
         ])
+        .args(opts.extra_ports.iter().enumerate().flat_map(|(i, name)| {
+            let sock = dir.path().join(port_file(name));
+            [
+                "-chardev".to_string(),
+                format!("socket,id=xp{i},path={},server=on,wait=off", sock.display()),
+                "-device".to_string(),
+                format!("virtserialport,chardev=xp{i},name={name}"),
+            ]
+        }))
         .args([
             "-drive",
             &format!("file={},format=raw,if=virtio", disk.display()),
@@ -269,6 +289,11 @@ impl Guest {
     /// One host connection at a time; the next waits until the previous one closes.
     pub fn host_socket(&self) -> PathBuf {
         self.dir.path().join("ga.sock")
+    }
+
+    /// The host end of an extra port named in [`GuestOpts::extra_ports`].
+    pub fn port_socket(&self, name: &str) -> PathBuf {
+        self.dir.path().join(port_file(name))
     }
 
     /// A fresh client connection (resynchronised with a ping).
@@ -387,6 +412,21 @@ impl Guest {
             tail(&self.dir.path().join("console.log"))
         )
     }
+}
+
+/// The host socket's file name for an extra port.
+fn port_file(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("port-{safe}.sock")
 }
 
 fn tail(path: &Path) -> String {
