@@ -29,6 +29,7 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -132,12 +133,41 @@ pub struct Guest {
     opts: GuestOpts,
     kernel: Kernel,
     boot_time: Duration,
+    kvm: bool,
+    next_job: AtomicU64,
+}
+
+/// A script running in the background in the guest, started by [`Guest::spawn`].
+#[derive(Debug)]
+pub struct Job {
+    id: u64,
 }
 
 impl Guest {
     /// Builds the initramfs, boots QEMU and waits until the guest's shell answers and
     /// the agent replies to `ping` through the port.
+    ///
+    /// Acceleration: TCG, unless KVM looks real (/dev/kvm usable and the CPU shows vmx
+    /// or svm; a nested paravirtual KVM such as kvm_pvm does not and cannot boot a stock
+    /// kernel). A KVM boot that fails falls back to TCG once. `PHOENIX_E2E_KVM=1` forces
+    /// KVM (no fallback), `PHOENIX_E2E_KVM=0` forces TCG.
     pub fn boot(opts: GuestOpts) -> Result<Guest> {
+        match std::env::var("PHOENIX_E2E_KVM").as_deref() {
+            Ok("1") => Self::boot_with(opts, true),
+            Ok("0") => Self::boot_with(opts, false),
+            _ if kvm_looks_real() => {
+                let mut quick = opts.clone();
+                quick.boot_timeout = opts.boot_timeout.min(Duration::from_secs(30));
+                Self::boot_with(quick, true).or_else(|e| {
+                    eprintln!("phoenix-e2e: booting under KVM failed, using TCG: {e}");
+                    Self::boot_with(opts, false)
+                })
+            }
+            _ => Self::boot_with(opts, false),
+        }
+    }
+
+    fn boot_with(opts: GuestOpts, kvm: bool) -> Result<Guest> {
         let started = Instant::now();
         let qemu_bin =
             std::env::var("PHOENIX_E2E_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
@@ -169,7 +199,6 @@ impl Guest {
         image::scratch_disk(&disk, opts.scratch_mib)?;
 
         let p = |name: &str| dir.path().join(name).display().to_string();
-        let kvm = std::env::var("PHOENIX_E2E_KVM").is_ok_and(|v| v == "1");
         let mut cmd = Command::new(&qemu_bin);
         cmd.args([
             "-nodefaults",
@@ -258,6 +287,8 @@ impl Guest {
             opts,
             kernel,
             boot_time: Duration::ZERO,
+            kvm,
+            next_job: AtomicU64::new(1),
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if let Err(e) = guest.try_run("echo up", left) {
@@ -333,6 +364,48 @@ impl Guest {
         shell.run(script, timeout, &|| self.qemu.alive())
     }
 
+    /// Starts a script in the background and returns at once, so a test can watch
+    /// something that blocks (a write into a frozen filesystem) while the shell stays
+    /// free. Its stdout and stderr go to one file, read by [`Guest::job_wait`].
+    pub fn spawn(&self, script: &str) -> Job {
+        use base64::Engine as _;
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(script);
+        let f = format!("/tmp/.e2e-job.{id}");
+        self.sh_ok(&format!(
+            "echo {b64} | base64 -d > {f}.sh && \
+             (sh {f}.sh > {f}.out 2>&1; echo $? > {f}.tmp; mv {f}.tmp {f}.status) \
+             </dev/null >/dev/null 2>&1 &"
+        ));
+        Job { id }
+    }
+
+    /// The job's exit status if it has finished.
+    pub fn job_status(&self, job: &Job) -> Option<i32> {
+        let (out, status) = self.sh(&format!("cat /tmp/.e2e-job.{}.status", job.id));
+        (status == 0).then(|| out.trim().parse().expect("job status"))
+    }
+
+    /// Waits up to `timeout` for the job; its output (stdout and stderr) and status.
+    /// Panics on timeout.
+    pub fn job_wait(&self, job: &Job, timeout: Duration) -> (String, i32) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.job_status(job) {
+                return (
+                    self.sh_ok(&format!("cat /tmp/.e2e-job.{}.out", job.id)),
+                    status,
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "guest job {} did not finish",
+                job.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The process id of the agent in the guest.
     pub fn agent_pid(&self) -> u32 {
         let out = self.sh_ok("pidof phoenix-ga");
@@ -380,6 +453,15 @@ impl Guest {
         self.boot_time
     }
 
+    /// The accelerator the guest runs under: "kvm" or "tcg".
+    pub fn accel(&self) -> &'static str {
+        if self.kvm {
+            "kvm"
+        } else {
+            "tcg"
+        }
+    }
+
     /// QEMU's process id on the host.
     pub fn qemu_pid(&self) -> u32 {
         self.qemu.pid()
@@ -412,6 +494,21 @@ impl Guest {
             tail(&self.dir.path().join("console.log"))
         )
     }
+}
+
+/// Whether /dev/kvm is usable and backed by hardware virtualisation.
+fn kvm_looks_real() -> bool {
+    let usable = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw = flags
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    usable && hw
 }
 
 /// The host socket's file name for an extra port.

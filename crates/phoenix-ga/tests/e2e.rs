@@ -272,6 +272,20 @@ fn agent_shutdown_exits_cleanly() {
     assert_ne!(g.agent_pid(), pid);
 }
 
+/// The harness's background jobs, which later tests use to watch a blocked writer.
+#[test]
+fn background_job_runs_while_the_shell_answers() {
+    let Some(g) = guest() else { return };
+    let job = g.spawn("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo hi; exit 4");
+    assert_eq!(g.job_status(&job), None);
+    g.sh_ok("touch /tmp/go");
+    assert_eq!(
+        g.job_wait(&job, Duration::from_secs(30)),
+        ("hi\n".to_string(), 4)
+    );
+    g.sh_ok("rm /tmp/go");
+}
+
 /// A guest of its own: agent arguments reach the agent, and the guest powers off.
 #[test]
 fn own_guest_with_agent_arguments_powers_off() {
