@@ -46,7 +46,15 @@ pub struct Kernel {
 /// may ask at once: a lock file serialises them.
 pub fn kernel() -> Result<Kernel> {
     let cache = cache_dir();
-    fs::create_dir_all(&cache).map_err(|e| Error::io(format!("create {}", cache.display()), e))?;
+    fs::create_dir_all(&cache).map_err(|e| {
+        Error::io(
+            format!(
+                "create the kernel cache {} (set PHOENIX_E2E_CACHE to move it)",
+                cache.display()
+            ),
+            e,
+        )
+    })?;
     let lock_path = cache.join(".lock");
     let lock_file = File::create(&lock_path)
         .map_err(|e| Error::io(format!("create {}", lock_path.display()), e))?;
@@ -218,44 +226,48 @@ fn modules(kernel: &Kernel, dest: &Path) -> Result<()> {
     let dep_path = kernel.modules.join("modules.dep");
     let deps_text = fs::read_to_string(&dep_path)
         .map_err(|e| Error::io(format!("read {}", dep_path.display()), e))?;
-    let mut deps: HashMap<&str, (&str, Vec<&str>)> = HashMap::new();
-    for line in deps_text.lines() {
-        let Some((module, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let name = module
-            .rsplit('/')
-            .next()
-            .unwrap_or(module)
-            .trim_end_matches(".ko");
-        deps.insert(name, (line, rest.split_whitespace().collect()));
-    }
-    let mut wanted: BTreeSet<&str> = BTreeSet::new();
-    let mut todo: Vec<&str> = MODULES.to_vec();
-    while let Some(name) = todo.pop() {
-        let (_, needs) = deps
-            .get(name)
-            .ok_or_else(|| Error::msg(format!("module {name} not in {}", dep_path.display())))?;
-        if wanted.insert(name) {
-            for path in needs {
-                todo.push(
-                    path.rsplit('/')
-                        .next()
-                        .unwrap_or(path)
-                        .trim_end_matches(".ko"),
-                );
-            }
-        }
-    }
+    let lines = module_closure(&deps_text, MODULES)
+        .map_err(|name| Error::msg(format!("module {name} not in {}", dep_path.display())))?;
     let mut dep_out = String::new();
-    for name in wanted {
-        let (line, _) = deps[name];
+    for line in lines {
         let rel = line.split_once(':').map_or(line, |(m, _)| m);
         install(&kernel.modules.join(rel), &dest.join(rel), 0o644)?;
         dep_out.push_str(line);
         dep_out.push('\n');
     }
     write(&dest.join("modules.dep"), dep_out.as_bytes(), 0o644)
+}
+
+/// The modules.dep lines of `modules` and everything they depend on, sorted by name;
+/// the name of a module that is missing from `deps_text` as the error.
+fn module_closure<'a>(
+    deps_text: &'a str,
+    modules: &[&'a str],
+) -> std::result::Result<Vec<&'a str>, String> {
+    let base = |path: &'a str| {
+        path.rsplit('/')
+            .next()
+            .unwrap_or(path)
+            .trim_end_matches(".ko")
+    };
+    let mut deps: HashMap<&str, (&str, Vec<&str>)> = HashMap::new();
+    for line in deps_text.lines() {
+        if let Some((module, rest)) = line.split_once(':') {
+            deps.insert(
+                base(module),
+                (line, rest.split_whitespace().map(base).collect()),
+            );
+        }
+    }
+    let mut wanted: BTreeSet<&str> = BTreeSet::new();
+    let mut todo: Vec<&str> = modules.to_vec();
+    while let Some(name) = todo.pop() {
+        let (_, needs) = deps.get(name).ok_or_else(|| name.to_string())?;
+        if wanted.insert(name) {
+            todo.extend(needs);
+        }
+    }
+    Ok(wanted.into_iter().map(|name| deps[name].0).collect())
 }
 
 /// The shared libraries (and dynamic loader) `ldd` names for `binary`; empty if static.
@@ -268,8 +280,13 @@ fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     if !out.status.success() || text.contains("statically linked") {
         return Ok(Vec::new()); // "not a dynamic executable"
     }
-    Ok(text
-        .lines()
+    Ok(parse_ldd(&text))
+}
+
+/// The absolute paths in `ldd` output (`libc.so.6 => /lib/.../libc.so.6 (0x...)`, and
+/// the loader's `/lib64/ld-linux-x86-64.so.2 (0x...)`); the vDSO has none.
+fn parse_ldd(text: &str) -> Vec<PathBuf> {
+    text.lines()
         .filter_map(|l| {
             let l = l.trim();
             let path = match l.split_once("=>") {
@@ -279,7 +296,7 @@ fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
             let path = path.split_whitespace().next()?;
             path.starts_with('/').then(|| PathBuf::from(path))
         })
-        .collect())
+        .collect()
 }
 
 fn which(name: &str) -> Result<PathBuf> {
@@ -348,4 +365,49 @@ fn output(cmd: &mut Command, what: &str) -> Result<String> {
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffc8a5f2000)
+\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f0c)
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f0b)
+\t/lib64/ld-linux-x86-64.so.2 (0x00007f0d)
+";
+        assert_eq!(
+            parse_ldd(text),
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(parse_ldd("\tstatically linked\n").is_empty());
+    }
+
+    #[test]
+    fn closure_follows_dependencies_once() {
+        let deps = "kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko kernel/net/core/failover.ko
+kernel/drivers/virtio/virtio.ko:
+kernel/net/core/failover.ko:
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko
+kernel/fs/unrelated.ko:
+";
+        let lines = module_closure(deps, &["virtio_net", "virtio_blk"]).unwrap();
+        assert_eq!(
+            lines,
+            [
+                "kernel/net/core/failover.ko:",
+                "kernel/drivers/virtio/virtio.ko:",
+                "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko",
+                "kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko kernel/net/core/failover.ko",
+            ]
+        );
+        assert_eq!(module_closure(deps, &["nope"]).unwrap_err(), "nope");
+    }
 }

@@ -18,7 +18,8 @@
 //! Environment: `PHOENIX_E2E=skip` makes [`skip`] true (tests return early; without it
 //! a missing QEMU or kernel fails the tests); `PHOENIX_E2E_CACHE` moves the cache;
 //! `PHOENIX_E2E_KERNEL_DEB` uses a local kernel .deb instead of `apt-get download`;
-//! `PHOENIX_E2E_KVM=1` uses KVM instead of TCG; `PHOENIX_E2E_QEMU` names the QEMU binary;
+//! `PHOENIX_E2E_KVM=1` or `0` forces KVM or TCG (default: see [`Guest::boot`]);
+//! `PHOENIX_E2E_QEMU` names the QEMU binary;
 //! `PHOENIX_E2E_AGENT` replaces the agent binary the tests name (e.g. a static build).
 
 mod image;
