@@ -4,7 +4,9 @@
 # with target/debian/phoenix-ga_*.deb installed, and checks through the port that:
 #   * udev + systemd start the agent when the port appears (no manual start),
 #   * it answers ping, and comes back after agent-shutdown (Restart=always),
-#   * the hardening options and the man page are what the package says.
+#   * the hardening options and the man page are what the package says,
+#   * a separate /home stays freezable under the unit's ProtectHome=read-only (and would
+#     not be under ProtectHome=yes, which is why the unit does not use it).
 # Usage: scripts/deb-smoke.sh [WORKDIR]   (after `cargo deb -p phoenix-ga` and one e2e run,
 # which caches the kernel). Needs: debootstrap, qemu-system-x86, busybox-static, cpio, python3.
 set -euo pipefail
@@ -25,7 +27,38 @@ root="$work/rootfs"
 cp "$deb" "$root/tmp/phoenix-ga.deb"
 chroot "$root" dpkg -i /tmp/phoenix-ga.deb
 chroot "$root" sh -c 'echo phoenix-smoke > /etc/hostname; passwd -d root >/dev/null'
+# A separate /home filesystem: shows whether fs-freeze can reach it under the unit's
+# ProtectHome= setting.
+grep -q vdb "$root/etc/fstab" || echo "/dev/vdb /home ext4 defaults,nofail 0 0" >> "$root/etc/fstab"
+rm -f "$work/home.img"; truncate -s 64M "$work/home.img"; mkfs.ext4 -q -F "$work/home.img"
 # A one-shot reporter: prints the unit's state to the serial console once it runs.
+cat > "$root/usr/local/bin/smoke-report" <<'SCRIPT'
+#!/bin/sh
+for i in $(seq 60); do systemctl -q is-active phoenix-ga && break; sleep 1; done
+echo "SMOKE active=$(systemctl is-active phoenix-ga) enabled=$(systemctl is-enabled phoenix-ga)"
+systemctl show phoenix-ga -p ProtectHome -p ProtectSystem -p NoNewPrivileges -p Restart -p BindsTo \
+    | sed "s/^/SMOKE /"
+echo "SMOKE caps $(grep CapBnd /proc/$(systemctl show -p MainPID --value phoenix-ga)/status)"
+echo "SMOKE link $(readlink /dev/virtio-ports/org.guest-agent.0)"
+# Can a service with the unit's mount options still freeze a separate /home?
+for h in read-only yes; do
+    systemctl start "freeze-home-$h.service"
+    echo "SMOKE freeze-home ProtectHome=$h $(tr '\n' ' ' <"/run/freeze-home-$h")"
+done
+echo "SMOKE man $(ls /usr/share/man/man8/phoenix-ga.8.gz)"
+SCRIPT
+chmod 755 "$root/usr/local/bin/smoke-report"
+for h in read-only yes; do
+    cat > "$root/etc/systemd/system/freeze-home-$h.service" <<UNIT
+[Service]
+Type=oneshot
+ProtectHome=$h
+ProtectSystem=true
+ExecStart=/bin/sh -c 'grep " /home " /proc/self/mountinfo; fsfreeze -f /home && fsfreeze -u /home; echo status=\$?' 
+StandardOutput=file:/run/freeze-home-$h
+StandardError=file:/run/freeze-home-$h
+UNIT
+done
 cat > "$root/etc/systemd/system/smoke-report.service" <<'UNIT'
 [Unit]
 Description=Report phoenix-ga state on the console
@@ -34,12 +67,7 @@ After=multi-user.target
 Type=oneshot
 StandardOutput=tty
 TTYPath=/dev/ttyS0
-ExecStart=/bin/sh -c 'for i in $(seq 60); do systemctl -q is-active phoenix-ga && break; sleep 1; done; \
-  echo "SMOKE active=$(systemctl is-active phoenix-ga) enabled=$(systemctl is-enabled phoenix-ga)"; \
-  systemctl show phoenix-ga -p ProtectHome -p ProtectSystem -p NoNewPrivileges -p Restart -p BindsTo | sed "s/^/SMOKE /"; \
-  echo "SMOKE caps $(grep CapBnd /proc/$(systemctl show -p MainPID --value phoenix-ga)/status)"; \
-  echo "SMOKE link $(readlink /dev/virtio-ports/org.guest-agent.0)"; \
-  echo "SMOKE man $(ls /usr/share/man/man8/phoenix-ga.8.gz)"'
+ExecStart=/usr/local/bin/smoke-report
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -85,6 +113,7 @@ qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot -accel t
     -chardev "socket,id=ga0,path=$sock,server=on,wait=off" \
     -device virtserialport,chardev=ga0,name=org.guest-agent.0 \
     -drive "file=$work/root.img,format=raw,if=virtio" \
+    -drive "file=$work/home.img,format=raw,if=virtio" \
     -nic user,model=virtio-net-pci,restrict=on &
 qemu=$!
 trap 'kill $qemu 2>/dev/null || true' EXIT
@@ -117,6 +146,10 @@ expect() { # expect WHAT GOT WANT
 }
 expect "started by udev+systemd" "$(grep -c 'SMOKE active=active enabled=enabled' "$log")" 1
 expect "bounding set" "$(grep -o 'CapBnd:.*' "$log" | tr -d '[:space:]')" "CapBnd:000000000020101f"
+expect "fs-freeze reaches /home under ProtectHome=read-only" \
+    "$(grep 'freeze-home ProtectHome=read-only' "$log" | grep -o 'status=[0-9]*')" "status=0"
+expect "ProtectHome=yes would hide /home from fs-freeze" \
+    "$(grep 'freeze-home ProtectHome=yes' "$log" | grep -o 'status=[0-9]*')" "status=1"
 expect "ping" "$(req '{"execute":"ping","tag":"p1"}')" '{"return":"'"$(dpkg-deb -f "$deb" Version | cut -d- -f1)"'","tag":"p1"}'
 expect "agent-shutdown" "$(req '{"execute":"agent-shutdown","tag":"s1"}')" '{"return":true,"tag":"s1"}'
 sleep 3
