@@ -39,7 +39,12 @@ fi
 missing=()
 for p in busybox-static cpio e2fsprogs; do have "$p" || missing+=("$p"); done
 
-if [ "$need_qemu" = 1 ] || [ ${#missing[@]} -gt 0 ]; then
+# The harness resolves and downloads the kernel with apt: the package lists must know it.
+if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+    need_lists=1
+fi
+
+if [ "$need_qemu" = 1 ] || [ ${#missing[@]} -gt 0 ] || [ "${need_lists:-0}" = 1 ]; then
     [ "${updated:-0}" = 1 ] || apt-get update -qq
 fi
 if [ "$need_qemu" = 1 ]; then
