@@ -1,65 +1,14 @@
-//! End-to-end: the agent in a real QEMU guest, on a real virtio-serial port, driven
-//! through the client library. One guest is booted for this file and shared by its
-//! tests, one test at a time (see crates/phoenix-e2e and docs/e2e.md).
-//! `PHOENIX_E2E=skip` skips them; otherwise a missing QEMU or kernel fails them.
-//!
-//! A test leaves the guest as it found it: no client connected, the agent running.
+//! The core, the port and the harness itself: ping and get-commands, host reconnects,
+//! an idle agent, 0xFF resync, replies above 32 KiB, agent-shutdown.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::sync::MutexGuard;
 use std::time::Duration;
 
 use phoenix_client::ClientError;
 use phoenix_e2e::{Guest, GuestOpts, AGENT_PORT, NIC, SCRATCH};
-use serde_json::{json, Value};
+use serde_json::json;
 
-/// The guest shared by this file's tests, or `None` when e2e tests are skipped.
-fn guest() -> Option<MutexGuard<'static, Guest>> {
-    if phoenix_e2e::skip() {
-        return None;
-    }
-    Some(phoenix_e2e::shared(|| {
-        GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"))
-    }))
-}
-
-/// A raw connection to the host socket, for byte-level checks.
-struct Raw {
-    stream: UnixStream,
-    reader: BufReader<UnixStream>,
-}
-
-impl Raw {
-    fn connect(g: &Guest) -> Raw {
-        let stream = UnixStream::connect(g.host_socket()).expect("connect the host socket");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Raw { stream, reader }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-    }
-
-    /// The next reply line, with its length in bytes.
-    fn recv(&mut self) -> (Value, usize) {
-        let mut line = Vec::new();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut line)
-            .expect("read a reply");
-        assert!(
-            n > 0 && line.ends_with(b"\n"),
-            "connection closed: {line:?}"
-        );
-        let v = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("bad reply: {e}"));
-        (v, n)
-    }
-}
+use crate::{guest, Raw};
 
 #[test]
 fn ping_and_get_commands_through_the_port() {
@@ -305,4 +254,29 @@ fn own_guest_with_agent_arguments_powers_off() {
     }
     drop(c);
     g.shutdown().unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// What the freeze tests rely on, checked with the guest's own fsfreeze: a write into
+/// the frozen scratch disk blocks (seen from a background job) and completes on thaw.
+#[test]
+fn harness_sees_a_writer_blocked_by_a_freeze() {
+    let Some(g) = guest() else { return };
+    g.sh_ok(&format!("fsfreeze --freeze {SCRATCH}"));
+    let thaw = crate::Thaw(&g);
+    let writer = g.spawn(&format!(
+        "echo data > {SCRATCH}/harness-frozen && echo written"
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        g.job_status(&writer),
+        None,
+        "the write went through a frozen disk"
+    );
+    g.sh_ok(&format!("fsfreeze --unfreeze {SCRATCH}"));
+    drop(thaw);
+    assert_eq!(
+        g.job_wait(&writer, Duration::from_secs(30)),
+        ("written\n".to_string(), 0)
+    );
+    g.sh_ok(&format!("rm {SCRATCH}/harness-frozen"));
 }
