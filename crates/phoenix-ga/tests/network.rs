@@ -850,6 +850,14 @@ fn route_errors_carry_the_kernel_errno() {
         json!({"ifname": "v0", "dst": "10.43.0.0/16", "gateway": "172.31.0.1"}),
     );
     assert_eq!(code, 101, "{msg}");
+    // A source address the guest does not own: the kernel's EINVAL.
+    let (msg, code) = fails(
+        &mut c,
+        "route-add",
+        json!({"ifname": "v0", "dst": "10.45.0.0/16", "src": "172.31.0.1"}),
+    );
+    assert_eq!(code, 22, "{msg}");
+    assert!(msg.contains("src 172.31.0.1"), "{msg}");
 
     // Argument errors (-1): wrong-family gateway or source, bad dst, bad addresses.
     for args in [
