@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use netlink_packet_core::{DecodeError, Emitable, NlasIterator, ParseableParametrized};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkLayerType, LinkMessage,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkLayerType, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use phoenix_proto::types::net::NetIface;
@@ -23,10 +24,46 @@ const FLAG_NAMES: [(LinkFlags, &str); 5] = [
     (LinkFlags::Multicast, "multicast"),
 ];
 
+/// What the agent uses of a link; the rest of its attributes are never decoded.
+#[derive(Debug, Default)]
+struct Link {
+    index: u32,
+    flags: LinkFlags,
+    kind: LinkLayerType,
+    name: String,
+    hwaddr: Vec<u8>,
+}
+
+/// Decodes the header and only IFLA_IFNAME and IFLA_ADDRESS of a link: a link
+/// message carries dozens of attributes (IPv6 configuration, statistics), and
+/// decoding them all costs more than the kernel takes to write them.
+fn parse_link(_kind: u16, payload: &[u8]) -> Result<Link, DecodeError> {
+    let header = LinkHeader::parse(payload)?;
+    let mut link = Link {
+        index: header.index,
+        flags: header.flags,
+        kind: header.link_layer_type,
+        ..Link::default()
+    };
+    let attrs = payload.get(header.buffer_len()..).unwrap_or_default();
+    for nla in NlasIterator::new(attrs) {
+        let nla = nla?;
+        if nla.kind() != libc::IFLA_IFNAME && nla.kind() != libc::IFLA_ADDRESS {
+            continue;
+        }
+        match LinkAttribute::parse_with_param(&nla, header.interface_family)? {
+            LinkAttribute::IfName(n) => link.name = n,
+            LinkAttribute::Address(a) => link.hwaddr = a,
+            _ => {}
+        }
+    }
+    Ok(link)
+}
+
 /// Every interface with its addresses: one link dump and one address dump, whatever
 /// the number of interfaces (the original dumped the addresses once per interface).
 pub fn interfaces(nl: &mut Netlink) -> Result<Vec<NetIface>, NlError> {
-    let links = nl.dump(RouteNetlinkMessage::GetLink(link_request()))?;
+    let links = nl.dump_with(RouteNetlinkMessage::GetLink(link_request()), parse_link)?;
     let addrs = nl.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
     let mut ips: HashMap<u32, Vec<String>> = HashMap::with_capacity(links.len());
     for msg in addrs {
@@ -39,19 +76,12 @@ pub fn interfaces(nl: &mut Netlink) -> Result<Vec<NetIface>, NlError> {
     }
     let mut out: Vec<NetIface> = links
         .into_iter()
-        .filter_map(|msg| match msg {
-            RouteNetlinkMessage::NewLink(link) => Some(link),
-            _ => None,
-        })
-        .map(|link| {
-            let index = link.header.index;
-            NetIface {
-                index,
-                name: link_name(&link).unwrap_or_default().to_string(),
-                hwaddr: hwaddr(&link),
-                flags: flag_names(link.header.flags),
-                ips: ips.remove(&index).unwrap_or_default(),
-            }
+        .map(|link| NetIface {
+            index: link.index,
+            hwaddr: hwaddr(link.kind, &link.hwaddr),
+            flags: flag_names(link.flags),
+            ips: ips.remove(&link.index).unwrap_or_default(),
+            name: link.name,
         })
         .collect();
     // Older kernels dump links in hash order.
@@ -61,17 +91,8 @@ pub fn interfaces(nl: &mut Netlink) -> Result<Vec<NetIface>, NlError> {
 
 /// Index -> name of every link, from one dump (for the route list).
 pub fn names(nl: &mut Netlink) -> Result<HashMap<u32, String>, NlError> {
-    let links = nl.dump(RouteNetlinkMessage::GetLink(link_request()))?;
-    Ok(links
-        .into_iter()
-        .filter_map(|msg| match msg {
-            RouteNetlinkMessage::NewLink(link) => {
-                let name = link_name(&link)?.to_string();
-                Some((link.header.index, name))
-            }
-            _ => None,
-        })
-        .collect())
+    let links = nl.dump_with(RouteNetlinkMessage::GetLink(link_request()), parse_link)?;
+    Ok(links.into_iter().map(|l| (l.index, l.name)).collect())
 }
 
 /// The index of the interface called `name`; ENODEV from the kernel when there is none.
@@ -112,13 +133,6 @@ fn io_invalid(msg: &str) -> NlError {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg).into()
 }
 
-fn link_name(link: &LinkMessage) -> Option<&str> {
-    link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.as_str()),
-        _ => None,
-    })
-}
-
 /// The address as the original printed it: IFA_LOCAL when present (on a
 /// point-to-point link IFA_ADDRESS is the peer's), else IFA_ADDRESS.
 fn interface_address(a: &AddressMessage) -> Option<IpAddr> {
@@ -135,14 +149,7 @@ fn interface_address(a: &AddressMessage) -> Option<IpAddr> {
 
 /// `aa:bb:cc:dd:ee:ff`, or `""` when the link has no address (all zeroes, as `lo`) or
 /// when the "address" is an IP tunnel endpoint (as Go's `net.Interfaces` skips it).
-fn hwaddr(link: &LinkMessage) -> String {
-    let Some(addr) = link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::Address(v) => Some(v.as_slice()),
-        _ => None,
-    }) else {
-        return String::new();
-    };
-    let kind = link.header.link_layer_type;
+fn hwaddr(kind: LinkLayerType, addr: &[u8]) -> String {
     let tunnel = match addr.len() {
         4 => matches!(
             kind,
@@ -196,17 +203,36 @@ mod tests {
 
     #[test]
     fn hwaddr_text() {
-        let mut link = LinkMessage::default();
-        assert_eq!(hwaddr(&link), "");
-        link.attributes.push(LinkAttribute::Address(vec![
-            0x00, 0x16, 0x3e, 0x02, 0x92, 0x07,
-        ]));
-        assert_eq!(hwaddr(&link), "00:16:3e:02:92:07");
-        link.attributes = vec![LinkAttribute::Address(vec![0; 6])];
-        assert_eq!(hwaddr(&link), "");
-        link.header.link_layer_type = LinkLayerType::Ipgre;
-        link.attributes = vec![LinkAttribute::Address(vec![10, 0, 0, 1])];
-        assert_eq!(hwaddr(&link), "");
+        let ether = LinkLayerType::Ether;
+        assert_eq!(hwaddr(ether, &[]), "");
+        assert_eq!(
+            hwaddr(ether, &[0x00, 0x16, 0x3e, 0x02, 0x92, 0x07]),
+            "00:16:3e:02:92:07"
+        );
+        assert_eq!(hwaddr(LinkLayerType::Loopback, &[0; 6]), "");
+        assert_eq!(hwaddr(LinkLayerType::Ipgre, &[10, 0, 0, 1]), "");
+        assert_eq!(hwaddr(ether, &[10, 0, 0, 1]), "0a:00:00:01");
+    }
+
+    #[test]
+    fn decodes_only_name_and_address() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 7;
+        msg.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
+        msg.header.link_layer_type = LinkLayerType::Ether;
+        msg.attributes = vec![
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::IfName("eth7".into()),
+            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 7]),
+            LinkAttribute::TxQueueLen(1000),
+        ];
+        let mut bytes = vec![0; msg.buffer_len()];
+        msg.emit(&mut bytes);
+        let link = parse_link(0, &bytes).unwrap();
+        assert_eq!((link.index, link.name.as_str()), (7, "eth7"));
+        assert_eq!(link.flags, LinkFlags::Up | LinkFlags::Broadcast);
+        assert_eq!(hwaddr(link.kind, &link.hwaddr), "02:00:00:00:00:07");
+        assert!(parse_link(0, &bytes[..10]).is_err());
     }
 
     #[test]

@@ -8,8 +8,10 @@
 use std::io;
 
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK,
-    NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    DecodeError, DoneBuffer, ErrorBuffer, ErrorMessage, NetlinkBuffer, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload, NlasIterator, Parseable, ParseableParametrized, NLMSG_DONE,
+    NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -99,27 +101,52 @@ impl Netlink {
 
     /// Sends a request that changes something and waits for the kernel's ack.
     pub fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), NlError> {
-        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags, |_| ())
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags, |_, _| Ok(()))
             .map(drop)
     }
 
     /// Sends a get request (one object, e.g. a link by name) and returns the answer.
     pub fn get(&mut self, msg: RouteNetlinkMessage) -> Result<RouteNetlinkMessage, NlError> {
         let mut answer = None;
-        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK, |m| {
-            answer.get_or_insert(m);
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK, |kind, payload| {
+            if answer.is_none() {
+                let m = decode(kind, payload)
+                    .map_err(|e| NlError::protocol(format!("bad netlink reply: {e}")))?;
+                answer = Some(m);
+            }
+            Ok(())
         })?;
         answer.ok_or_else(|| NlError::protocol("the kernel acknowledged without an answer".into()))
     }
 
-    /// Dumps a table (links, addresses, routes) in one request. A dump the kernel
-    /// reports as interrupted is restarted (a few times) so the result is consistent.
+    /// Dumps a table (addresses, routes) in one request, each object fully decoded.
     pub fn dump(&mut self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        self.dump_with(msg, decode)
+    }
+
+    /// Dumps a table in one request, handing each object's raw payload (after the
+    /// netlink header) and message type to `parse`, for tables whose objects are large
+    /// and mostly unused (a link carries dozens of attributes). An object `parse`
+    /// cannot decode is skipped with a warning: one object this crate version does
+    /// not understand (a newer kernel's attribute) must not fail the whole listing. A
+    /// dump the kernel reports as interrupted is restarted (a few times) so that the
+    /// result is consistent.
+    pub fn dump_with<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        mut parse: impl FnMut(u16, &[u8]) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, NlError> {
         let mut tries = 0;
         loop {
             let mut out = Vec::new();
-            let interrupted =
-                self.exchange(msg.clone(), NLM_F_REQUEST | NLM_F_DUMP, |m| out.push(m))?;
+            let flags = NLM_F_REQUEST | NLM_F_DUMP;
+            let interrupted = self.exchange(msg.clone(), flags, |kind, payload| {
+                match parse(kind, payload) {
+                    Ok(v) => out.push(v),
+                    Err(e) => tracing::warn!("skipping undecodable netlink object: {e}"),
+                }
+                Ok(())
+            })?;
             tries += 1;
             if !interrupted || tries > DUMP_RETRIES {
                 return Ok(out);
@@ -127,13 +154,14 @@ impl Netlink {
         }
     }
 
-    /// Sends `msg` and hands every answer to `each` until the kernel's ack, error or end
-    /// of dump. Returns whether the kernel flagged the dump as interrupted.
+    /// Sends `msg` and hands every answer (message type, payload) to `each` until the
+    /// kernel's ack, error or end of dump. Returns whether the kernel flagged the dump
+    /// as interrupted.
     fn exchange(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
-        mut each: impl FnMut(RouteNetlinkMessage),
+        mut each: impl FnMut(u16, &[u8]) -> Result<(), NlError>,
     ) -> Result<bool, NlError> {
         let seq = self.send(msg, flags)?;
         let mut interrupted = false;
@@ -142,41 +170,41 @@ impl Netlink {
             let mut offset = 0;
             while offset < size {
                 let datagram = &self.buf[offset..size];
-                let len = NetlinkBuffer::new_checked(datagram)
-                    .map_err(|e| NlError::protocol(format!("bad netlink header: {e}")))?
-                    .length() as usize;
+                let message = NetlinkBuffer::new_checked(datagram)
+                    .map_err(|e| NlError::protocol(format!("bad netlink header: {e}")))?;
+                let len = message.length() as usize;
                 offset += (len + 3) & !3;
-                let bytes = &datagram[..len];
-                let header = NetlinkBuffer::new(bytes);
-                if header.sequence_number() != seq {
+                if message.sequence_number() != seq {
                     continue; // a late answer to an earlier request on this socket
                 }
-                interrupted |= header.flags() & NLM_F_DUMP_INTR != 0;
-                let message = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
-                    Ok(m) => m,
-                    // One object this crate version cannot decode (a newer kernel's
-                    // attribute) must not fail the whole listing.
-                    Err(e) if flags & NLM_F_DUMP == NLM_F_DUMP => {
-                        tracing::warn!("skipping undecodable netlink message: {e}");
-                        continue;
+                interrupted |= message.flags() & NLM_F_DUMP_INTR != 0;
+                let kind = message.message_type();
+                match kind {
+                    NLMSG_NOOP => {}
+                    // A dump that failed part-way ends with its errno in the DONE.
+                    NLMSG_DONE => {
+                        let code =
+                            DoneBuffer::new_checked(message.payload()).map_or(0, |d| d.code());
+                        return match code {
+                            0.. => Ok(interrupted),
+                            _ => Err(NlError::kernel(-code, None)),
+                        };
                     }
-                    Err(e) => return Err(NlError::protocol(format!("bad netlink reply: {e}"))),
-                };
-                match message.payload {
-                    NetlinkPayload::InnerMessage(m) => each(m),
-                    NetlinkPayload::Done(_) => return Ok(interrupted),
-                    NetlinkPayload::Error(e) => match e.code {
-                        None => return Ok(interrupted),
-                        Some(code) => {
-                            let detail = ext_ack_message(message.header.flags, &e.header);
-                            return Err(NlError::kernel(-code.get(), detail));
-                        }
-                    },
-                    NetlinkPayload::Noop => {}
-                    NetlinkPayload::Overrun(_) => {
-                        return Err(NlError::protocol("netlink overrun".into()));
+                    NLMSG_ERROR => {
+                        let payload = message.payload();
+                        let e = ErrorBuffer::new_checked(&payload)
+                            .and_then(|b| ErrorMessage::parse(&b))
+                            .map_err(|e| NlError::protocol(format!("bad netlink error: {e}")))?;
+                        return match e.code {
+                            None => Ok(interrupted),
+                            Some(code) => {
+                                let detail = ext_ack_message(message.flags(), &e.header);
+                                Err(NlError::kernel(-code.get(), detail))
+                            }
+                        };
                     }
-                    _ => return Err(NlError::protocol("unexpected netlink payload".into())),
+                    NLMSG_OVERRUN => return Err(NlError::protocol("netlink overrun".into())),
+                    _ => each(kind, message.payload())?,
                 }
             }
         }
@@ -210,6 +238,11 @@ impl Netlink {
             }
         }
     }
+}
+
+/// Decodes a whole rtnetlink object.
+fn decode(kind: u16, payload: &[u8]) -> Result<RouteNetlinkMessage, DecodeError> {
+    RouteNetlinkMessage::parse_with_param(payload, kind)
 }
 
 /// The kernel's extended-ack message in an error ack: after the echoed request (only
