@@ -88,10 +88,13 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
-        // Both best effort (old kernels lack them): the kernel's reason in error acks,
-        // and error acks that do not echo our whole request.
+        // All best effort (old kernels lack them): the kernel's reason in error acks;
+        // error acks that do not echo our whole request; and strict checking of dump
+        // requests, which makes the kernel honour their filters (a route dump of the
+        // main table only). Callers filter the answers themselves as well.
         let _ = socket.set_ext_ack(true);
         let _ = socket.set_cap_ack(true);
+        let _ = socket.set_netlink_get_strict_chk(true);
         Ok(Self {
             socket,
             seq: 0,

@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{
+    DecodeError, Emitable, NlasIterator, ParseableParametrized, NLM_F_CREATE, NLM_F_EXCL,
+};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteLwEnCapType, RouteMessage,
+    RouteProtocol, RouteScope, RouteType, RouteVia,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use phoenix_proto::types::net::{Route, RouteArgs, RouteDst};
@@ -19,50 +21,118 @@ use super::netlink::{Netlink, NlError};
 /// The main routing table (RT_TABLE_MAIN), the only one listed and changed.
 const MAIN_TABLE: u32 = RouteHeader::RT_TABLE_MAIN as u32;
 
+/// The route attributes the listing reads (linux/rtnetlink.h); the others (metrics,
+/// cache info, preferences) are never decoded.
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PREFSRC: u16 = 7;
+const RTA_MULTIPATH: u16 = 9;
+const RTA_TABLE: u16 = 15;
+const RTA_VIA: u16 = 18;
+
 /// The routes of the main table, IPv4 then IPv6 for `AddressFamily::Unspec`: one route
-/// dump and one link dump (for the interface names), however many routes there are
-/// (the original dumped every link once per route).
+/// dump per family and one link dump (for the interface names), however many routes
+/// and links there are (the original dumped every link once per route).
+///
+/// The dumps ask for the main table only. The kernel honours that on a strict socket
+/// (4.20 and later) and skips the local tables, which hold several routes per address
+/// and so grow with the number of links; older kernels send every table and
+/// [`parse_route`] drops the others. IPv4 and IPv6 are dumped separately rather than
+/// as one AF_UNSPEC dump, because a filtered AF_UNSPEC dump also reaches the other
+/// route families (MPLS refuses a table filter with EINVAL).
+///
+/// The link dump runs on its own socket and thread while the routes are read: the two
+/// are independent, and with many links it costs the kernel as much as the routes.
 pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlError> {
-    let mut req = RouteMessage::default();
-    req.header.address_family = family;
-    let routes = nl.dump(RouteNetlinkMessage::GetRoute(req))?;
-    let names = links::names(nl)?;
-    Ok(routes
-        .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(r) => wire_route(r, &names),
-            _ => None,
-        })
-        .collect())
+    let families: &[AddressFamily] = match family {
+        AddressFamily::Unspec => &[AddressFamily::Inet, AddressFamily::Inet6],
+        AddressFamily::Inet => &[AddressFamily::Inet],
+        _ => &[AddressFamily::Inet6],
+    };
+    let (routes, names) = std::thread::scope(|s| {
+        let names = s.spawn(|| links::names(&mut Netlink::open()?));
+        let mut routes = Vec::new();
+        for &family in families {
+            let mut req = RouteMessage::default();
+            req.header.address_family = family;
+            req.header.table = RouteHeader::RT_TABLE_MAIN;
+            let dump = nl.dump_with(RouteNetlinkMessage::GetRoute(req), parse_route);
+            match dump {
+                Ok(d) => routes.extend(d.into_iter().flatten()),
+                Err(e) => return (Err(e), Ok(HashMap::new())),
+            }
+        }
+        let names = names
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (Ok(routes), names)
+    });
+    let (routes, names) = (routes?, names?);
+    Ok(routes.into_iter().map(|r| r.wire(&names)).collect())
 }
 
-/// A route of the main table as the wire shows it; `None` for other tables, cloned
-/// (cache) entries and families other than IPv4 and IPv6.
-fn wire_route(r: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
-    let v6 = match r.header.address_family {
+/// What the listing uses of a route of the main table.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct MainRoute {
+    v6: bool,
+    prefix: u8,
+    scope: u8,
+    dst: Option<IpAddr>,
+    src: Option<IpAddr>,
+    gateway: Option<IpAddr>,
+    oif: Option<u32>,
+}
+
+/// Decodes the header and the attributes the listing uses; `None` for routes of other
+/// tables, cloned (cache) entries and families other than IPv4 and IPv6.
+fn parse_route(_kind: u16, payload: &[u8]) -> Result<Option<MainRoute>, DecodeError> {
+    let h = RouteHeader::parse(payload)?;
+    let v6 = match h.address_family {
         AddressFamily::Inet => false,
         AddressFamily::Inet6 => true,
-        _ => return None,
+        _ => return Ok(None),
     };
-    if r.header.flags.contains(RouteFlags::Cloned) {
-        return None;
+    if h.flags.contains(RouteFlags::Cloned) {
+        return Ok(None);
     }
-    let mut table = u32::from(r.header.table);
-    let (mut dst, mut src, mut gateway, mut oif) = (None, None, None, None);
-    for attr in &r.attributes {
-        match attr {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(a) => dst = ip(a),
-            RouteAttribute::PrefSource(a) => src = ip(a),
-            RouteAttribute::Gateway(a) => gateway = ip(a),
-            RouteAttribute::Via(RouteVia::Inet(a)) => gateway = Some(IpAddr::V4(*a)),
-            RouteAttribute::Via(RouteVia::Inet6(a)) => gateway = Some(IpAddr::V6(*a)),
-            RouteAttribute::Oif(i) => oif = Some(*i),
+    let mut table = u32::from(h.table);
+    let mut r = MainRoute {
+        v6,
+        prefix: h.destination_prefix_length,
+        scope: h.scope.into(),
+        ..MainRoute::default()
+    };
+    let param = (h.address_family, h.kind, RouteLwEnCapType::None);
+    let attrs = payload.get(h.buffer_len()..).unwrap_or_default();
+    for nla in NlasIterator::new(attrs) {
+        let nla = nla?;
+        if ![
+            RTA_DST,
+            RTA_OIF,
+            RTA_GATEWAY,
+            RTA_PREFSRC,
+            RTA_MULTIPATH,
+            RTA_TABLE,
+            RTA_VIA,
+        ]
+        .contains(&nla.kind())
+        {
+            continue;
+        }
+        match RouteAttribute::parse_with_param(&nla, param)? {
+            RouteAttribute::Table(t) => table = t,
+            RouteAttribute::Destination(a) => r.dst = ip(&a),
+            RouteAttribute::PrefSource(a) => r.src = ip(&a),
+            RouteAttribute::Gateway(a) => r.gateway = ip(&a),
+            RouteAttribute::Via(RouteVia::Inet(a)) => r.gateway = Some(IpAddr::V4(a)),
+            RouteAttribute::Via(RouteVia::Inet6(a)) => r.gateway = Some(IpAddr::V6(a)),
+            RouteAttribute::Oif(i) => r.oif = Some(i),
             // A multipath route has no RTA_OIF: show its first hop.
-            RouteAttribute::MultiPath(hops) if oif.is_none() => {
+            RouteAttribute::MultiPath(hops) if r.oif.is_none() => {
                 if let Some(hop) = hops.first() {
-                    oif = Some(hop.interface_index);
-                    gateway = gateway.or_else(|| {
+                    r.oif = Some(hop.interface_index);
+                    r.gateway = r.gateway.or_else(|| {
                         hop.attributes.iter().find_map(|a| match a {
                             RouteAttribute::Gateway(a) => ip(a),
                             _ => None,
@@ -73,28 +143,34 @@ fn wire_route(r: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
             _ => {}
         }
     }
-    if table != MAIN_TABLE {
-        return None;
+    Ok((table == MAIN_TABLE).then_some(r))
+}
+
+impl MainRoute {
+    /// The route as the wire shows it, the output interface named from `names`.
+    fn wire(self, names: &HashMap<u32, String>) -> Route {
+        let dst = match self.dst {
+            // No RTA_DST: a default route.
+            None => RouteDst {
+                ip: String::new(),
+                mask: String::new(),
+            },
+            Some(ip) => RouteDst {
+                ip: ip.to_string(),
+                mask: mask_text(self.v6, self.prefix),
+            },
+        };
+        Route {
+            ifname: self
+                .oif
+                .and_then(|i| names.get(&i).cloned())
+                .unwrap_or_default(),
+            scope: self.scope,
+            dst,
+            src: text(self.src),
+            gateway: text(self.gateway),
+        }
     }
-    let prefix = r.header.destination_prefix_length;
-    let dst = match dst {
-        // No RTA_DST: a default route.
-        None => RouteDst {
-            ip: String::new(),
-            mask: String::new(),
-        },
-        Some(ip) => RouteDst {
-            ip: ip.to_string(),
-            mask: mask_text(v6, prefix),
-        },
-    };
-    Some(Route {
-        ifname: oif.and_then(|i| names.get(&i).cloned()).unwrap_or_default(),
-        scope: r.header.scope.into(),
-        dst,
-        src: text(src),
-        gateway: text(gateway),
-    })
 }
 
 fn ip(a: &RouteAddress) -> Option<IpAddr> {
@@ -357,11 +433,17 @@ mod tests {
         r.header.destination_prefix_length = 24;
         r.header.scope = RouteScope::Link;
         r.attributes = vec![
+            RouteAttribute::Priority(100),
             RouteAttribute::Destination(RouteAddress::Inet("10.0.0.0".parse().unwrap())),
             RouteAttribute::Oif(2),
             RouteAttribute::PrefSource(RouteAddress::Inet("10.0.0.1".parse().unwrap())),
         ];
-        let w = wire_route(&r, &names).unwrap();
+        let parse = |r: &RouteMessage| {
+            let mut bytes = vec![0; r.buffer_len()];
+            r.emit(&mut bytes);
+            parse_route(0, &bytes).unwrap()
+        };
+        let w = parse(&r).unwrap().wire(&names);
         assert_eq!(
             w,
             Route {
@@ -375,7 +457,36 @@ mod tests {
                 gateway: String::new(),
             }
         );
+        // An unknown interface index shows as "".
+        assert_eq!(parse(&r).unwrap().wire(&HashMap::new()).ifname, "");
+        // RTA_TABLE wins over the header's 8-bit table.
         r.attributes.push(RouteAttribute::Table(255));
-        assert_eq!(wire_route(&r, &names), None);
+        assert_eq!(parse(&r), None);
+        r.attributes.pop();
+        r.header.flags = RouteFlags::Cloned;
+        assert_eq!(parse(&r), None);
+        r.header.flags = RouteFlags::empty();
+        r.header.address_family = AddressFamily::Mpls;
+        r.attributes.clear();
+        assert_eq!(parse(&r), None);
+    }
+
+    #[test]
+    fn default_route_has_empty_dst() {
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet6;
+        r.header.table = RouteHeader::RT_TABLE_MAIN;
+        r.attributes = vec![
+            RouteAttribute::Gateway(RouteAddress::Inet6("fd00::1".parse().unwrap())),
+            RouteAttribute::Oif(2),
+        ];
+        let mut bytes = vec![0; r.buffer_len()];
+        r.emit(&mut bytes);
+        let w = parse_route(0, &bytes)
+            .unwrap()
+            .unwrap()
+            .wire(&HashMap::new());
+        assert_eq!((w.dst.ip.as_str(), w.dst.mask.as_str()), ("", ""));
+        assert_eq!(w.gateway, "fd00::1");
     }
 }
