@@ -50,26 +50,26 @@ pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlErr
         AddressFamily::Inet => &[AddressFamily::Inet],
         _ => &[AddressFamily::Inet6],
     };
-    let (routes, names) = std::thread::scope(|s| {
-        let names = s.spawn(|| links::names(&mut Netlink::open()?));
+    std::thread::scope(|s| {
+        // Without a thread (the process is at its limit), the links are read after.
+        let names = std::thread::Builder::new()
+            .name("link-names".into())
+            .spawn_scoped(s, || links::names(&mut Netlink::open()?))
+            .ok();
         let mut routes = Vec::new();
         for &family in families {
             let mut req = RouteMessage::default();
             req.header.address_family = family;
             req.header.table = RouteHeader::RT_TABLE_MAIN;
-            let dump = nl.dump_with(RouteNetlinkMessage::GetRoute(req), parse_route);
-            match dump {
-                Ok(d) => routes.extend(d.into_iter().flatten()),
-                Err(e) => return (Err(e), Ok(HashMap::new())),
-            }
+            let dump = nl.dump_with(RouteNetlinkMessage::GetRoute(req), parse_route)?;
+            routes.extend(dump.into_iter().flatten());
         }
-        let names = names
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (Ok(routes), names)
-    });
-    let (routes, names) = (routes?, names?);
-    Ok(routes.into_iter().map(|r| r.wire(&names)).collect())
+        let names = match names {
+            Some(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+            None => links::names(nl)?,
+        };
+        Ok(routes.into_iter().map(|r| r.wire(&names)).collect())
+    })
 }
 
 /// What the listing uses of a route of the main table.
