@@ -99,12 +99,9 @@ pub fn names(nl: &mut Netlink) -> Result<HashMap<u32, String>, NlError> {
 pub fn index(nl: &mut Netlink, name: &str) -> Result<u32, NlError> {
     let mut req = link_request();
     req.attributes.push(LinkAttribute::IfName(name.to_string()));
-    match nl.get(RouteNetlinkMessage::GetLink(req))? {
-        RouteNetlinkMessage::NewLink(link) => Ok(link.header.index),
-        _ => Err(io_invalid(
-            "the kernel answered a link request with something else",
-        )),
-    }
+    nl.get(RouteNetlinkMessage::GetLink(req), |_, payload| {
+        Ok(LinkHeader::parse(payload)?.index)
+    })
 }
 
 /// Sets the interface administratively up or down (IFF_UP), by name in one request.
@@ -127,10 +124,6 @@ fn link_request() -> LinkMessage {
     req.attributes
         .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
     req
-}
-
-fn io_invalid(msg: &str) -> NlError {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, msg).into()
 }
 
 /// The address as the original printed it: IFA_LOCAL when present (on a

@@ -108,21 +108,26 @@ impl Netlink {
             .map(drop)
     }
 
-    /// Sends a get request (one object, e.g. a link by name) and returns the answer.
-    pub fn get(&mut self, msg: RouteNetlinkMessage) -> Result<RouteNetlinkMessage, NlError> {
+    /// Sends a get request (one object, e.g. a link by name) and returns its answer as
+    /// `parse` decodes it from the raw payload.
+    pub fn get<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        mut parse: impl FnMut(u16, &[u8]) -> Result<T, DecodeError>,
+    ) -> Result<T, NlError> {
         let mut answer = None;
         self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK, |kind, payload| {
             if answer.is_none() {
-                let m = decode(kind, payload)
+                let v = parse(kind, payload)
                     .map_err(|e| NlError::protocol(format!("bad netlink reply: {e}")))?;
-                answer = Some(m);
+                answer = Some(v);
             }
             Ok(())
         })?;
         answer.ok_or_else(|| NlError::protocol("the kernel acknowledged without an answer".into()))
     }
 
-    /// Dumps a table (addresses, routes) in one request, each object fully decoded.
+    /// Dumps a table (addresses) in one request, each object fully decoded.
     pub fn dump(&mut self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
         self.dump_with(msg, decode)
     }
