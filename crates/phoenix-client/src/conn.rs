@@ -152,14 +152,25 @@ impl Client {
     /// Sends 0xFF (the agent drops any partial line) and waits for the reply to a
     /// `ping` with a fresh tag; replies to abandoned calls are discarded on the way.
     pub fn resync(&self) -> Result<(), ClientError> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(&[RESYNC_BYTE])?;
-        self.request(self.opts.ping_command, None, self.opts.timeout.or(Some(Duration::from_secs(30))))
-            .map(drop)
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&[RESYNC_BYTE])?;
+        self.request(
+            self.opts.ping_command,
+            None,
+            self.opts.timeout.or(Some(Duration::from_secs(30))),
+        )
+        .map(drop)
     }
 
     /// Sends raw bytes as they are (tests and `phoenix-ctl raw`).
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), ClientError> {
-        Ok(self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(bytes)?)
+        Ok(self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(bytes)?)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -172,10 +183,15 @@ impl Client {
         args: Option<&RawValue>,
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, ClientError> {
-        let tag = format!("{}-{}", self.prefix, self.next_tag.fetch_add(1, Ordering::Relaxed));
+        let tag = format!(
+            "{}-{}",
+            self.prefix,
+            self.next_tag.fetch_add(1, Ordering::Relaxed)
+        );
         let mut line = Vec::with_capacity(64 + args.map_or(0, |a| a.get().len()));
         line.extend_from_slice(b"{\"execute\":");
-        serde_json::to_writer(&mut line, execute).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        serde_json::to_writer(&mut line, execute)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         if let Some(args) = args {
             line.extend_from_slice(b",\"arguments\":");
             line.extend_from_slice(args.get().as_bytes());
@@ -189,7 +205,11 @@ impl Client {
             }
             st.waiting.insert(tag.clone());
         }
-        let sent = self.writer.lock().unwrap_or_else(|p| p.into_inner()).write_all(&line);
+        let sent = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(&line);
         if let Err(e) = sent {
             self.state().waiting.remove(&tag);
             return Err(e.into());
@@ -248,7 +268,11 @@ impl Client {
             // Become the reader for one line.
             st.reading = true;
             drop(st);
-            let got = self.reader.lock().unwrap_or_else(|p| p.into_inner()).read_line(deadline);
+            let got = self
+                .reader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .read_line(deadline);
             st = self.state();
             st.reading = false;
             match got {

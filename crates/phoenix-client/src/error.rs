@@ -100,7 +100,10 @@ mod tests {
             message: "open /etc/nope: No such file or directory".into(),
             code: 2,
         };
-        assert_eq!(e.to_string(), "No such file or directory (ENOENT, 2): open /etc/nope");
+        assert_eq!(
+            e.to_string(),
+            "No such file or directory (ENOENT, 2): open /etc/nope"
+        );
         let e = AgentError {
             command: "x".into(),
             message: "unknown command \"x\"".into(),

@@ -34,7 +34,12 @@ impl Method {
 #[command(name = "phoenix-ga", version, disable_version_flag = true)]
 pub struct Cli {
     /// Transport to the host.
-    #[arg(short = 'm', long = "method", value_enum, default_value = "virtio-serial")]
+    #[arg(
+        short = 'm',
+        long = "method",
+        value_enum,
+        default_value = "virtio-serial"
+    )]
     pub method: Method,
 
     /// Device or socket path (default depends on the method).
@@ -156,7 +161,10 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(&["phoenix-ga"]);
-        assert_eq!(c.path(), PathBuf::from("/dev/virtio-ports/org.guest-agent.0"));
+        assert_eq!(
+            c.path(),
+            PathBuf::from("/dev/virtio-ports/org.guest-agent.0")
+        );
         assert_eq!(c.max_line_bytes, 64 << 20);
         assert_eq!(c.max_handles, 1024);
         assert_eq!(c.freeze_timeout, 600);

@@ -63,8 +63,8 @@ fn handle_line(agent: &Arc<Agent>, line: &[u8], sink: &Arc<dyn Sink>) {
             let (agent2, sink) = (Arc::clone(agent), Arc::clone(sink));
             agent.pool.submit(line.len(), move || {
                 // Checked again: a freeze may have started while this job was queued.
-                let out = frozen_gate(&agent2, cmd)
-                    .and_then(|()| execute(&agent2, cmd, args.as_deref()));
+                let out =
+                    frozen_gate(&agent2, cmd).and_then(|()| execute(&agent2, cmd, args.as_deref()));
                 respond(&*sink, &tag, out);
             });
         }

@@ -130,13 +130,19 @@ mod tests {
             .context(|| "stat /definitely/not/here");
         let w = e.unwrap_err().to_wire();
         assert_eq!(w.code, 2);
-        assert_eq!(w.message, "stat /definitely/not/here: No such file or directory");
+        assert_eq!(
+            w.message,
+            "stat /definitely/not/here: No such file or directory"
+        );
     }
 
     #[test]
     fn non_os_errors_are_minus_one() {
         assert_eq!(Error::UnknownCommand("x".into()).code(), -1);
-        assert_eq!(Error::BadRequest("y".into()).to_wire().message, "invalid request: y");
+        assert_eq!(
+            Error::BadRequest("y".into()).to_wire().message,
+            "invalid request: y"
+        );
         assert_eq!(Error::errno(Errno::EMFILE, "too many").code(), 24);
     }
 }

@@ -49,7 +49,11 @@ pub fn init(debug: bool, log_file: Option<&Path>) -> io::Result<()> {
         frozen: AtomicBool::new(false),
         held: Mutex::new(Held::default()),
     });
-    let level = if debug { LevelFilter::DEBUG } else { LevelFilter::INFO };
+    let level = if debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(|| LogWriter)

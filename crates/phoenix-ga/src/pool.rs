@@ -194,7 +194,11 @@ mod tests {
             s.store(1, Ordering::SeqCst);
         });
         thread::sleep(Duration::from_millis(100));
-        assert_eq!(submitted.load(Ordering::SeqCst), 0, "third job was not held back");
+        assert_eq!(
+            submitted.load(Ordering::SeqCst),
+            0,
+            "third job was not held back"
+        );
         tx.send(()).unwrap();
         tx.send(()).unwrap();
         t.join().unwrap();

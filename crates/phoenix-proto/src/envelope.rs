@@ -236,13 +236,21 @@ mod tests {
         assert_eq!(err("[1,2]").1, "request is not a JSON object");
         assert_eq!(err("null").1, "request is not a JSON object");
         assert_eq!(err("\"ping\"").1, "request is not a JSON object");
-        assert_eq!(err(r#"{"tag":"x"}"#), ("\"x\"".into(), "missing \"execute\"".into()));
+        assert_eq!(
+            err(r#"{"tag":"x"}"#),
+            ("\"x\"".into(), "missing \"execute\"".into())
+        );
         assert_eq!(
             err(r#"{"execute":5,"tag":"y"}"#),
             ("\"y\"".into(), "\"execute\" must be a string".into())
         );
-        assert_eq!(err(r#"{"execute":"ping","tag":7}"#).1, "\"tag\" must be a string");
-        assert!(err(r#"{"execute":"ping","execute":"x"}"#).1.contains("duplicate"));
+        assert_eq!(
+            err(r#"{"execute":"ping","tag":7}"#).1,
+            "\"tag\" must be a string"
+        );
+        assert!(err(r#"{"execute":"ping","execute":"x"}"#)
+            .1
+            .contains("duplicate"));
     }
 
     #[test]
@@ -252,7 +260,10 @@ mod tests {
         assert_eq!(out, b"{\"return\":\"0.8.0\",\"tag\":\"t\"}\n");
         out.clear();
         encode_error(&WireError::new("x", 2), &Tag::none(), &mut out);
-        assert_eq!(out, b"{\"error\":{\"bufb64\":\"eA==\",\"code\":2},\"tag\":\"\"}\n");
+        assert_eq!(
+            out,
+            b"{\"error\":{\"bufb64\":\"eA==\",\"code\":2},\"tag\":\"\"}\n"
+        );
     }
 
     #[test]
@@ -262,8 +273,7 @@ mod tests {
         assert_eq!(r.result.unwrap().get(), "true");
         let r = parse_reply(br#"{"error":{"bufb64":"eA==","code":2},"tag":""}"#).unwrap();
         assert_eq!(r.result.unwrap_err(), WireError::new("x", 2));
-        let r = parse_reply(br#"{"error":{"class":"GenericError","desc":"no"},"id":"q"}"#)
-            .unwrap();
+        let r = parse_reply(br#"{"error":{"class":"GenericError","desc":"no"},"id":"q"}"#).unwrap();
         assert_eq!(r.tag.as_deref(), Some("q"));
         assert_eq!(r.result.unwrap_err().message, "no");
         assert!(parse_reply(br#"{"tag":"a"}"#).is_err());

@@ -180,7 +180,10 @@ mod tests {
         assert!(!f.has_partial());
         // Exactly at the limit is fine; one past is not.
         assert_eq!(feed(&mut f, &[b"0123456789\n"]), vec![l("0123456789")]);
-        assert_eq!(feed(&mut f, &[b"0123456789a\nz\n"]), vec![Out::Long, l("z")]);
+        assert_eq!(
+            feed(&mut f, &[b"0123456789a\nz\n"]),
+            vec![Out::Long, l("z")]
+        );
     }
 
     #[test]
@@ -197,7 +200,10 @@ mod tests {
     #[test]
     fn resync_byte_ends_discarding() {
         let mut f = LineFramer::new(4);
-        assert_eq!(feed(&mut f, &[b"0123456", b"\xffok\n"]), vec![Out::Long, l("ok")]);
+        assert_eq!(
+            feed(&mut f, &[b"0123456", b"\xffok\n"]),
+            vec![Out::Long, l("ok")]
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::agent::Agent;
 use crate::error::Error;
 
 pub mod core;
+pub mod sysinfo;
 
 /// What a handler returns: the JSON of the `return` value, or an error.
 pub type Outcome = Result<Box<RawValue>, Error>;
@@ -44,7 +45,7 @@ pub struct Command {
 
 /// Every command family's table, in the order `get-commands` lists them.
 pub fn all() -> impl Iterator<Item = &'static Command> {
-    [core::COMMANDS].into_iter().flatten()
+    [core::COMMANDS, sysinfo::COMMANDS].into_iter().flatten()
 }
 
 /// The raw `arguments` of a request, decoded on demand into a command's own struct.
@@ -123,10 +124,17 @@ mod tests {
     #[test]
     fn names_the_problem() {
         let e = Args::new("file-open", None).parse::<A>().unwrap_err();
-        assert_eq!(e.message(), "file-open: invalid arguments: missing field `path`");
+        assert_eq!(
+            e.message(),
+            "file-open: invalid arguments: missing field `path`"
+        );
         let r = raw(r#"{"path":"/x","perm":"420"}"#);
         let e = Args::new("t", Some(&r)).parse::<A>().unwrap_err();
-        assert!(e.message().contains("invalid type: string \"420\""), "{}", e.message());
+        assert!(
+            e.message().contains("invalid type: string \"420\""),
+            "{}",
+            e.message()
+        );
         let r = raw("[1]");
         let e = Args::new("t", Some(&r)).parse::<A>().unwrap_err();
         assert!(e.message().ends_with("\"arguments\" must be a JSON object"));

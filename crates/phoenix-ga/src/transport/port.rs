@@ -79,7 +79,10 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
                 host_gone(&mut connected, &mut framer, &readable)?
             }
             Err(e) => {
-                return Err(io::Error::new(e.kind(), format!("read {}: {e}", path.display())))
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("read {}: {e}", path.display()),
+                ))
             }
         }
     }
@@ -98,7 +101,10 @@ fn host_gone(connected: &mut bool, framer: &mut LineFramer, readable: &Epoll) ->
 /// An epoll instance watching `file` edge-triggered for `flags`.
 fn edge_triggered(file: &File, flags: EpollFlags) -> io::Result<Epoll> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(file.as_fd(), EpollEvent::new(flags | EpollFlags::EPOLLET, 0))?;
+    epoll.add(
+        file.as_fd(),
+        EpollEvent::new(flags | EpollFlags::EPOLLET, 0),
+    )?;
     Ok(epoll)
 }
 
@@ -153,7 +159,9 @@ impl PortSink {
     fn wait_writable(&self) {
         if let Err(e) = wait(&self.writable, EpollTimeout::from(WRITE_RECHECK_MS)) {
             tracing::warn!(error = %e, "epoll_wait on the port failed");
-            std::thread::sleep(std::time::Duration::from_millis(u64::from(WRITE_RECHECK_MS)));
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(
+                WRITE_RECHECK_MS,
+            )));
         }
     }
 }

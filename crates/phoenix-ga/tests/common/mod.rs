@@ -128,7 +128,10 @@ impl RawConn {
         let mut line = String::new();
         let n = self.reader.read_line(&mut line).expect("read reply");
         assert!(n > 0, "agent closed the connection");
-        assert!(line.ends_with('\n'), "reply not newline-terminated: {line:?}");
+        assert!(
+            line.ends_with('\n'),
+            "reply not newline-terminated: {line:?}"
+        );
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad reply {line:?}: {e}"))
     }
 
@@ -157,5 +160,8 @@ pub fn err(reply: &Value) -> (String, i64) {
     let msg = base64::engine::general_purpose::STANDARD
         .decode(e["bufb64"].as_str().expect("bufb64"))
         .expect("base64");
-    (String::from_utf8(msg).unwrap(), e["code"].as_i64().expect("code"))
+    (
+        String::from_utf8(msg).unwrap(),
+        e["code"].as_i64().expect("code"),
+    )
 }
