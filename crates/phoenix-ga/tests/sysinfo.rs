@@ -323,3 +323,48 @@ fn listed_and_answers_concurrently() {
     tags.sort();
     assert_eq!(tags, (0..8).map(|i| format!("t{i}")).collect::<Vec<_>>());
 }
+
+/// Threads of process `pid` named `name`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|t| {
+            let comm = t.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == name)
+        })
+        .count()
+}
+
+#[test]
+fn a_hung_filesystem_does_not_hang_the_reply() {
+    // A disk whose filesystem never answers, like a dead NFS server: a FUSE mount whose
+    // daemon never replies (nobody reads /dev/fuse), named after a fake disk that a
+    // private /sys/block lists.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let vdz = d.join("block/vdz");
+    std::fs::create_dir_all(&vdz).unwrap();
+    std::fs::write(vdz.join("dev"), "254:250\n").unwrap();
+    std::os::unix::fs::symlink(".", vdz.join("device")).unwrap();
+    let mnt = d.join("dead");
+    std::fs::create_dir(&mnt).unwrap();
+    let agent = agent_with_run(&format!(
+        "mount --bind {block} /sys/block; exec 3<>/dev/fuse; \
+         mount -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 /dev/vdz {mnt}",
+        block = d.join("block").display(),
+        mnt = mnt.display()
+    ));
+    let want = json!([{"name": "/dev/vdz", "is_mounted": true, "mountpoint": mnt.to_str().unwrap(),
+                       "size_total": 0, "size_used": 0, "size_avail": 0}]);
+    let mut c = agent.raw();
+    // The first reply comes after the statvfs deadline; the blocked call stays behind.
+    let r = c.request(json!({"execute": "sysinfo"}));
+    assert_eq!(ret(&r)["disks"], want);
+    assert_eq!(threads_named(agent.pid(), "statvfs"), 1);
+    // Later replies skip the mountpoint while its call is blocked: no thread piles up.
+    for _ in 0..3 {
+        let r = c.request(json!({"execute": "sysinfo"}));
+        assert_eq!(ret(&r)["disks"], want);
+    }
+    assert_eq!(threads_named(agent.pid(), "statvfs"), 1);
+}
