@@ -1,1 +1,55 @@
-fn main() {}
+//! `phoenix-bench`: runs our agent and QEMU's guest agent (qemu-ga) side by side in
+//! one run, through the same Rust client, and prints each figure with the ratio.
+//!
+//! Build and run: `cargo build --release -p phoenix-ga -p phoenix-bench &&
+//! target/release/phoenix-bench` (see `--help`). qemu-ga comes from Debian's
+//! qemu-guest-agent package.
+
+mod core;
+mod harness;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use harness::Report;
+
+/// Benchmark phoenix-ga against qemu-ga.
+#[derive(Debug, Parser)]
+#[command(name = "phoenix-bench")]
+pub struct Opts {
+    /// Our agent binary (default: phoenix-ga next to this program).
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
+    /// QEMU's guest agent binary.
+    #[arg(long, default_value = "/usr/sbin/qemu-ga")]
+    pub qemu_ga: PathBuf,
+    /// Sections to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub sections: Vec<String>,
+    /// Sequential pings for the round-trip figures.
+    #[arg(long, default_value_t = 5000)]
+    pub pings: usize,
+    /// Seconds of each idle measurement (client connected, then none).
+    #[arg(long, default_value_t = 60)]
+    pub idle_secs: u64,
+}
+
+/// A benchmark section: its name and what it runs.
+type Section = (&'static str, fn(&harness::Env, &mut Report));
+
+const SECTIONS: &[Section] = &[("core", core::run)];
+
+fn main() {
+    let opts = Opts::parse();
+    let env = harness::Env::new(&opts);
+    let mut report = Report::default();
+    for (name, run) in SECTIONS {
+        if opts.sections.is_empty() || opts.sections.iter().any(|s| s == name) {
+            println!("== {name}");
+            run(&env, &mut report);
+        }
+    }
+    println!();
+    report.print();
+}

@@ -276,7 +276,7 @@ impl Client {
             st = self.state();
             st.reading = false;
             match got {
-                Ok(Line::Line(bytes)) => self.file_reply(&mut st, &bytes),
+                Ok(Line::Complete(bytes)) => self.file_reply(&mut st, &bytes),
                 Ok(Line::Timeout) => {}
                 Ok(Line::Closed) => st.closed = true,
                 Err(e) => {

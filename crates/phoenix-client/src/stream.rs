@@ -74,7 +74,7 @@ const READ_CHUNK: usize = 256 << 10;
 #[derive(Debug)]
 pub enum Line {
     /// A complete line (without the LF).
-    Line(Vec<u8>),
+    Complete(Vec<u8>),
     /// The deadline passed first; a partial line is kept for the next call.
     Timeout,
     /// The agent closed the connection.
@@ -117,7 +117,7 @@ impl LineReader {
                         self.buf.shrink_to(64 << 10);
                     }
                 }
-                return Ok(Line::Line(line));
+                return Ok(Line::Complete(line));
             }
             scanned = self.buf.len();
             if !self.wait_readable(deadline)? {

@@ -94,7 +94,6 @@ impl Pool {
                     drop(st);
                     run_job(inner, job, bytes);
                 }
-                return;
             }
         } else {
             inner.work.notify_one();

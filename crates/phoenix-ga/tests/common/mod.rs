@@ -111,7 +111,10 @@ pub struct RawConn {
 
 impl RawConn {
     pub fn connect(path: &Path) -> Self {
-        let stream = UnixStream::connect(path).expect("connect");
+        Self::from_stream(UnixStream::connect(path).expect("connect"))
+    }
+
+    pub fn from_stream(stream: UnixStream) -> Self {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();

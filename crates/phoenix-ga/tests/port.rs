@@ -1,0 +1,188 @@
+//! The port transports (`isa-serial`, `virtio-serial`) on a pty: the test holds the
+//! master (the host side), the agent opens the slave as its device.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{cpu_ticks, err, AGENT};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use serde_json::{json, Value};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The host end of a pty, and the agent serving its slave.
+struct PtyHost {
+    master: Option<PtyMaster>,
+    agent: Child,
+    buf: Vec<u8>,
+}
+
+impl PtyHost {
+    fn start(method: &str) -> Self {
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let slave_path = ptsname_r(&master).unwrap();
+        // Raw mode before the agent opens it, so nothing we send early is echoed;
+        // the agent sets raw mode itself too. Held open until the agent answers.
+        let slave = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&slave_path)
+            .unwrap();
+        let mut t = tcgetattr(slave.as_fd()).unwrap();
+        cfmakeraw(&mut t);
+        tcsetattr(slave.as_fd(), SetArg::TCSANOW, &t).unwrap();
+        let agent = Command::new(AGENT)
+            .args(["-m", method, "-p", &slave_path])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut host = PtyHost {
+            master: Some(master),
+            agent,
+            buf: Vec::new(),
+        };
+        // Wait until the agent serves the port.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            host.send(b"{\"execute\":\"ping\",\"tag\":\"up\"}\n");
+            if let Some(r) = host.recv_within(Duration::from_millis(200)) {
+                assert_eq!(r["tag"], "up");
+                break;
+            }
+            assert!(Instant::now() < deadline, "agent did not answer on the pty");
+        }
+        drop(slave);
+        host
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        let m = self.master.as_mut().unwrap();
+        m.write_all(bytes).unwrap();
+    }
+
+    fn recv_within(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(serde_json::from_slice(&line).unwrap_or_else(|e| {
+                    panic!("bad reply {:?}: {e}", String::from_utf8_lossy(&line))
+                }));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let m = self.master.as_mut().unwrap();
+            let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+            let ms = PollTimeout::try_from(left.as_millis() as u32).unwrap();
+            if poll(&mut fds, ms).unwrap() == 0 {
+                continue;
+            }
+            let mut chunk = [0u8; 65536];
+            let n = m.read(&mut chunk).unwrap();
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn recv(&mut self) -> Value {
+        self.recv_within(Duration::from_secs(20)).expect("no reply")
+    }
+
+    fn request(&mut self, req: Value) -> Value {
+        let mut line = req.to_string().into_bytes();
+        line.extend_from_slice(b"\r\n");
+        self.send(&line);
+        self.recv()
+    }
+}
+
+impl Drop for PtyHost {
+    fn drop(&mut self) {
+        let _ = self.agent.kill();
+        let _ = self.agent.wait();
+    }
+}
+
+fn envelope_rules(method: &str) {
+    let mut h = PtyHost::start(method);
+    assert_eq!(
+        h.request(json!({"execute": "ping", "tag": "a"})),
+        json!({"return": VERSION, "tag": "a"})
+    );
+    // Two requests in one write.
+    h.send(b"{\"execute\":\"ping\",\"tag\":\"1\"}\n{\"execute\":\"ping\",\"tag\":\"2\"}\r\n");
+    assert_eq!(h.recv()["tag"], "1");
+    assert_eq!(h.recv()["tag"], "2");
+    // A line far past a cooked tty's 4096-byte limit: only raw mode passes it whole.
+    let tag = "t".repeat(20_000);
+    assert_eq!(
+        h.request(json!({"execute": "ping", "tag": tag}))["tag"],
+        tag
+    );
+    // A reply larger than one 32 KiB port write.
+    let name = "q".repeat(100_000);
+    let r = h.request(json!({"execute": name, "tag": "big"}));
+    assert_eq!(err(&r).0, format!("unknown command \"{name}\""));
+    // 0xFF resync.
+    h.send(b"{\"execute\":\"pi\xff{\"execute\":\"ping\",\"tag\":\"ff\"}\n");
+    assert_eq!(h.recv()["tag"], "ff");
+    // Bytes a cooked tty would interpret (^C, ^D, ^Z, ^S) inside a tag.
+    let odd = "\u{3}\u{4}\u{1a}\u{13}\u{7f}";
+    assert_eq!(
+        h.request(json!({"execute": "ping", "tag": odd}))["tag"],
+        odd
+    );
+}
+
+#[test]
+fn isa_serial_on_a_pty() {
+    envelope_rules("isa-serial");
+}
+
+#[test]
+fn virtio_serial_method_on_a_pty() {
+    envelope_rules("virtio-serial");
+}
+
+#[test]
+fn no_cpu_while_idle_or_while_the_host_is_gone() {
+    let mut h = PtyHost::start("virtio-serial");
+    for i in 0..500 {
+        h.request(json!({"execute": "ping", "tag": i.to_string()}));
+    }
+    let pid = h.agent.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let t1 = cpu_ticks(pid);
+    assert_eq!(
+        t1 - t0,
+        0,
+        "CPU used while the host was connected and silent"
+    );
+    // The host goes away: the slave now reads EIO and polls HUP for ever; a
+    // level-triggered loop would spin here.
+    drop(h.master.take());
+    std::thread::sleep(Duration::from_millis(200));
+    let t2 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let t3 = cpu_ticks(pid);
+    assert_eq!(t3 - t2, 0, "CPU used while the host was gone");
+    assert!(
+        h.agent.try_wait().unwrap().is_none(),
+        "agent exited when the host left"
+    );
+}
