@@ -7,6 +7,7 @@
 
 mod core;
 mod harness;
+mod system;
 
 use std::path::PathBuf;
 
@@ -38,7 +39,7 @@ pub struct Opts {
 /// A benchmark section: its name and what it runs.
 type Section = (&'static str, fn(&harness::Env, &mut Report));
 
-const SECTIONS: &[Section] = &[("core", core::run)];
+const SECTIONS: &[Section] = &[("core", core::run), ("system", system::run)];
 
 fn main() {
     let opts = Opts::parse();

@@ -69,7 +69,7 @@ pub fn scan(sys_block: &Path) -> Result<Vec<BlockDevice>, Error> {
         disk.paths.push(disk.path.clone());
         let mut seen = HashSet::from([name.clone()]);
         stacked(sys_block, &dir, &mut disk, &mut seen, 0)?;
-        for part in partitions(&dir)? {
+        for part in partitions(&dir, &name)? {
             let part_dir = dir.join(&part);
             if let Some(dev) = read_dev(&part_dir)? {
                 disk.devs.push(dev);
@@ -82,14 +82,21 @@ pub fn scan(sys_block: &Path) -> Result<Vec<BlockDevice>, Error> {
     Ok(disks)
 }
 
-/// The partitions of a disk: subdirectories with a `partition` file.
-fn partitions(dir: &Path) -> Result<Vec<String>, Error> {
+/// The partitions of disk `name`: its subdirectories with a `partition` file. The
+/// kernel names partitions after their disk ("vda1", "nvme0n1p1"), so other entries
+/// (attributes, "queue", "holders", ...) are not even looked at: sysfs lookups are
+/// the bulk of this command's time.
+fn partitions(dir: &Path, name: &str) -> Result<Vec<String>, Error> {
     let ctx = || format!("read directory {}", dir.display());
     let mut parts = Vec::new();
     for entry in std::fs::read_dir(dir).context(ctx)? {
         let entry = entry.context(ctx)?;
-        if entry.path().join("partition").exists() {
-            parts.push(entry.file_name().to_string_lossy().into_owned());
+        let part = entry.file_name().to_string_lossy().into_owned();
+        if part.len() > name.len()
+            && part.starts_with(name)
+            && entry.path().join("partition").exists()
+        {
+            parts.push(part);
         }
     }
     parts.sort_unstable();
