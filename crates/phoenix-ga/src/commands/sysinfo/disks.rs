@@ -55,7 +55,7 @@ pub fn scan(sys_block: &Path) -> Result<Vec<BlockDevice>, Error> {
     let mut disks = Vec::new();
     for name in names {
         let dir = sys_block.join(&name);
-        if std::fs::metadata(dir.join("device")).is_err() {
+        if !is_real(&dir) {
             continue;
         }
         let mut disk = BlockDevice {
@@ -80,6 +80,17 @@ pub fn scan(sys_block: &Path) -> Result<Vec<BlockDevice>, Error> {
         disks.push(disk);
     }
     Ok(disks)
+}
+
+/// Whether the disk at `dir` has a `device` link. The kernel files a disk without a
+/// parent device (loop, zram, dm, md, ...), the very disks without that link, under
+/// /sys/devices/virtual/block; reading the /sys/block symlink answers for those
+/// without a path walk through sysfs, which costs several times more.
+fn is_real(dir: &Path) -> bool {
+    match std::fs::read_link(dir) {
+        Ok(target) if target.to_string_lossy().contains("/devices/virtual/") => false,
+        _ => std::fs::metadata(dir.join("device")).is_ok(),
+    }
 }
 
 /// The partitions of disk `name`: its subdirectories with a `partition` file. The
@@ -157,7 +168,14 @@ fn dev_path(sysfs_name: &str) -> String {
 
 /// Reads and parses a mountinfo file (normally /proc/self/mountinfo).
 pub fn read_mounts(path: &Path) -> Result<Vec<Mount>, Error> {
-    let bytes = std::fs::read(path).context(|| format!("read {}", path.display()))?;
+    use std::io::Read as _;
+    let ctx = || format!("read {}", path.display());
+    // /proc files report size 0, so fs::read would start with a tiny buffer and make
+    // the kernel format the table over many reads; one generous buffer takes two.
+    let mut bytes = Vec::with_capacity(64 << 10);
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .context(ctx)?;
     Ok(parse_mounts(&String::from_utf8_lossy(&bytes)))
 }
 
@@ -264,6 +282,12 @@ mod tests {
         t.disk("sdb", "8:16");
         t.disk("cciss!c0d0", "104:0");
         t.dev("loop0", "7:0"); // virtual: no device link
+                               // As in sysfs: /sys/block/zram0 -> ../devices/virtual/block/zram0.
+        t.dev("devices/virtual/block/zram0", "252:0");
+        std::os::unix::fs::symlink("devices/virtual/block/zram0", t.root().join("zram0")).unwrap();
+        t.disk("devices/pci0000:00/virtio1/block/vdc", "254:32");
+        std::os::unix::fs::symlink("devices/pci0000:00/virtio1/block/vdc", t.root().join("vdc"))
+            .unwrap();
         t.dev("dm-0", "253:0");
         t.dev("dm-1", "253:1");
         t.hold("vda/vda2", "dm-0"); // LVM on vda2 ...
@@ -271,7 +295,10 @@ mod tests {
         t.hold("dm-1", "dm-0"); // a cycle must not loop
         fs::create_dir(t.root().join("vda/mq")).unwrap(); // not a partition
         let disks = scan(&t.root()).unwrap();
-        assert_eq!(names(&disks), ["/dev/cciss/c0d0", "/dev/sdb", "/dev/vda"]);
+        assert_eq!(
+            names(&disks),
+            ["/dev/cciss/c0d0", "/dev/sdb", "/dev/vda", "/dev/vdc"]
+        );
         let vda = &disks[2];
         assert_eq!(vda.devs, ["254:0", "254:1", "254:2", "253:0", "253:1"]);
         assert_eq!(

@@ -69,6 +69,8 @@ pub fn counters() -> Result<Counters, Error> {
 /// Converts raw sysinfo(2) figures: memory sizes are counts of `mem_unit` bytes.
 pub fn convert(si: &libc::sysinfo) -> Counters {
     let unit = u64::from(si.mem_unit.max(1));
+    // c_ulong is u32 on 32-bit targets, where the conversion is not useless.
+    #[allow(clippy::useless_conversion)]
     let kib = |n: libc::c_ulong| u64::from(n).saturating_mul(unit) / 1024;
     let load = |n: libc::c_ulong| n as f64 / LOAD_SCALE;
     Counters {
