@@ -354,7 +354,7 @@ fn a_hung_filesystem_does_not_hang_the_reply() {
     std::fs::create_dir(&mnt).unwrap();
     let agent = agent_with_run(&format!(
         "mount --bind {block} /sys/block; exec 3<>/dev/fuse; \
-         mount -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 /dev/vdz {mnt}",
+         mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 /dev/vdz {mnt}",
         block = d.join("block").display(),
         mnt = mnt.display()
     ));

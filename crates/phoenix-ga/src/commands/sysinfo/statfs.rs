@@ -13,7 +13,7 @@
 //! probed again, so stuck threads never number more than the hung mountpoints.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -94,7 +94,7 @@ pub struct Prober {
     /// up waiting for it (it is hung). Locked after `worker` when both are held.
     in_flight: Arc<Mutex<HashMap<String, bool>>>,
     worker: Mutex<Option<Worker>>,
-    generations: Mutex<u64>,
+    generations: AtomicU64,
 }
 
 impl Default for Prober {
@@ -135,7 +135,7 @@ impl Prober {
             probe: Arc::new(probe),
             in_flight: Arc::default(),
             worker: Mutex::new(None),
-            generations: Mutex::new(0),
+            generations: AtomicU64::new(0),
         }
     }
 
@@ -215,11 +215,7 @@ impl Prober {
                 Err(mpsc::SendError(j)) => job = j,
             }
         }
-        let generation = {
-            let mut g = lock(&self.generations);
-            *g += 1;
-            *g
-        };
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let (jobs, queue) = mpsc::channel::<Job>();
         let (probe, in_flight) = (self.probe.clone(), self.in_flight.clone());
         let spawned = std::thread::Builder::new()
