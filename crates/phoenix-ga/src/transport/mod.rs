@@ -14,6 +14,7 @@ use crate::config::Method;
 use crate::dispatch::{self, Sink};
 
 pub mod port;
+mod spin;
 pub mod unix;
 
 /// Size of one read from the host.
