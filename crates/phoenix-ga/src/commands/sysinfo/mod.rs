@@ -131,8 +131,13 @@ fn disks(src: &Sources, state: &State) -> Result<Vec<Disk>, Error> {
             Ok(s) => Some((mp.to_string(), s)),
             Err(why) => {
                 // Reported without sizes (0), as an unmounted disk; the keys stay.
+                // A mountpoint already known hung is not news on every reply.
                 let hung = state.prober.hung();
-                tracing::warn!(mountpoint = mp, ?why, hung, "statvfs gave no sizes");
+                if why == statfs::Missing::StillHung {
+                    tracing::debug!(mountpoint = mp, hung, "statvfs still blocked");
+                } else {
+                    tracing::warn!(mountpoint = mp, ?why, hung, "statvfs gave no sizes");
+                }
                 None
             }
         })
