@@ -99,8 +99,14 @@ fn is_real(dir: &Path) -> bool {
 /// the bulk of this command's time.
 fn partitions(dir: &Path, name: &str) -> Result<Vec<String>, Error> {
     let ctx = || format!("read directory {}", dir.display());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // Unplugged meanwhile: its mounts, if any, will not match anything either.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).context(ctx),
+    };
     let mut parts = Vec::new();
-    for entry in std::fs::read_dir(dir).context(ctx)? {
+    for entry in entries {
         let entry = entry.context(ctx)?;
         let part = entry.file_name().to_string_lossy().into_owned();
         if part.len() > name.len()
