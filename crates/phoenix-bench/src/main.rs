@@ -8,6 +8,7 @@
 mod core;
 mod harness;
 mod soak;
+mod system;
 
 use std::path::PathBuf;
 
@@ -42,7 +43,11 @@ pub struct Opts {
 /// A benchmark section: its name and what it runs.
 type Section = (&'static str, fn(&harness::Env, &mut Report));
 
-const SECTIONS: &[Section] = &[("core", core::run), ("soak", soak::run)];
+const SECTIONS: &[Section] = &[
+    ("core", core::run),
+    ("soak", soak::run),
+    ("system", system::run),
+];
 
 fn main() {
     let opts = Opts::parse();
