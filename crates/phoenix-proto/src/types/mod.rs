@@ -4,3 +4,4 @@
 //! unknown fields (old hosts send some) and default only what the command reference
 //! documents a default for.
 pub mod net;
+pub mod system;
