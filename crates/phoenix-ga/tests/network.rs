@@ -74,6 +74,30 @@ impl Netns {
         self.ip(&format!("link set {b} up"));
     }
 
+    /// Waits until each of `devs` has its IPv6 link-local address, which the kernel adds
+    /// shortly after the carrier comes up (the link watcher runs deferred), so that the
+    /// agent and `ip` see the same addresses and routes.
+    fn wait_link_local(&self, devs: &[&str]) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let v = self.json("-6 addr show scope link");
+            let ready = devs.iter().all(|d| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l["ifname"] == *d && !l["addr_info"].as_array().unwrap().is_empty())
+            });
+            if ready {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no link-local address on {devs:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The agent, started inside the namespace.
     fn agent(&self) -> TestAgent {
         let mut cmd = Command::new("ip");
@@ -138,6 +162,7 @@ fn setup() -> (TestAgent, Netns) {
     ns.veth("v0", "v1");
     ns.ip("addr add 10.9.0.1/24 dev v0");
     ns.ip("addr add fd09::1/64 dev v0 nodad");
+    ns.wait_link_local(&["v0", "v1"]);
     let agent = ns.agent();
     (agent, ns)
 }
