@@ -62,7 +62,10 @@ pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlErr
             req.header.address_family = family;
             req.header.table = RouteHeader::RT_TABLE_MAIN;
             let dump = nl.dump_with(RouteNetlinkMessage::GetRoute(req), parse_route)?;
-            routes.extend(dump.into_iter().flatten());
+            // A kernel without IPv6 (ipv6.disable=1) answers an AF_INET6 dump with
+            // every family's routes: keep the family asked for.
+            let v6 = family == AddressFamily::Inet6;
+            routes.extend(dump.into_iter().flatten().filter(|r| r.v6 == v6));
         }
         let names = match names {
             Some(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
