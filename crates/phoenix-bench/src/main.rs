@@ -8,7 +8,9 @@
 mod core;
 mod guest;
 mod harness;
+mod network;
 mod soak;
+mod system;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,8 @@ type Section = (&'static str, fn(&harness::Env, &mut Report));
 const SECTIONS: &[Section] = &[
     ("core", core::run),
     ("soak", soak::run),
+    ("system", system::run),
+    ("network", network::run),
     ("guest", guest::run),
 ];
 

@@ -28,6 +28,8 @@ pub struct Agent {
     exit_lock: Mutex<()>,
     /// Runs worker commands and bounds the work in flight.
     pub pool: Pool,
+    /// `sysinfo`'s statvfs calls that may still hang.
+    pub sysinfo: commands::sysinfo::State,
 }
 
 impl Agent {
@@ -65,6 +67,7 @@ impl Agent {
             exit_lock: Mutex::new(()),
             pool,
             config,
+            sysinfo: Default::default(),
         })
     }
 
