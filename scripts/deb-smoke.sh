@@ -151,6 +151,26 @@ expect "fs-freeze reaches /home under ProtectHome=read-only" \
 expect "ProtectHome=yes would hide /home from fs-freeze" \
     "$(grep 'freeze-home ProtectHome=yes' "$log" | grep -o 'status=[0-9]*')" "status=1"
 expect "ping" "$(req '{"execute":"ping","tag":"p1"}')" '{"return":"'"$(dpkg-deb -f "$deb" Version | cut -d- -f1)"'","tag":"p1"}'
+# Commands that need the unit's capabilities and socket families (when this build has them).
+jget() { python3 -c 'import json,sys; v=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$1"; }
+if req '{"execute":"get-commands","tag":"c"}' | grep -q '"sysinfo"'; then
+    expect "sysinfo under the unit" \
+        "$(req '{"execute":"sysinfo","tag":"s"}' | jget 'v["return"]["uname"]["release"]')" "$release"
+    expect "sysinfo sees the separate /home under ProtectHome=read-only" \
+        "$(req '{"execute":"sysinfo","tag":"s"}' | jget '[(d["is_mounted"], d["mountpoint"]) for d in v["return"]["disks"] if d["name"] == "/dev/vdb"]')" \
+        "[(True, '/home')]"
+fi
+if req '{"execute":"get-commands","tag":"c"}' | grep -q '"ipaddr-add"'; then
+    nic=$(req '{"execute":"get-netifaces","tag":"n"}' | jget '[i["name"] for i in v["return"] if i["name"] != "lo"][0]')
+    expect "ipaddr-add on $nic (CAP_NET_ADMIN, AF_NETLINK)" \
+        "$(req '{"execute":"ipaddr-add","arguments":{"ip":"192.0.2.10/24","ifname":"'"$nic"'"},"tag":"a"}')" \
+        '{"return":true,"tag":"a"}'
+    expect "the address shows in get-netifaces" \
+        "$(req '{"execute":"get-netifaces","tag":"n"}' | jget '"192.0.2.10/24" in [a for i in v["return"] for a in i["ips"]]')" "True"
+    expect "ipaddr-del" \
+        "$(req '{"execute":"ipaddr-del","arguments":{"ip":"192.0.2.10/24","ifname":"'"$nic"'"},"tag":"d"}')" \
+        '{"return":true,"tag":"d"}'
+fi
 expect "agent-shutdown" "$(req '{"execute":"agent-shutdown","tag":"s1"}')" '{"return":true,"tag":"s1"}'
 sleep 3
 expect "restarted after agent-shutdown" "$(req '{"execute":"ping","tag":"p2"}')" '{"return":"'"$(dpkg-deb -f "$deb" Version | cut -d- -f1)"'","tag":"p2"}'
