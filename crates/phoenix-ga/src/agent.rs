@@ -28,6 +28,8 @@ pub struct Agent {
     exit_lock: Mutex<()>,
     /// Runs worker commands and bounds the work in flight.
     pub pool: Pool,
+    /// What is frozen and how it gets thawed (fs-freeze and friends).
+    pub freeze: commands::freeze::Freezer,
 }
 
 impl Agent {
@@ -64,6 +66,7 @@ impl Agent {
             cleanups: Mutex::new(Vec::new()),
             exit_lock: Mutex::new(()),
             pool,
+            freeze: commands::freeze::Freezer::new(&config.state_dir, config.freeze_timeout),
             config,
         })
     }

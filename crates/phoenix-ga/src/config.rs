@@ -85,6 +85,11 @@ pub struct Cli {
     #[arg(long = "freeze-timeout", default_value_t = 600)]
     pub freeze_timeout: u64,
 
+    /// Directory of the agent's runtime state (the freeze marker); a tmpfs, never a
+    /// filesystem fs-freeze may freeze.
+    #[arg(long = "state-dir", default_value = "/run/phoenix-ga")]
+    pub state_dir: PathBuf,
+
     /// Also log to this file (held in memory while filesystems are frozen).
     #[arg(long = "log-file")]
     pub log_file: Option<PathBuf>,
@@ -112,6 +117,7 @@ const GO_STYLE: &[&str] = &[
     "max-handles",
     "freeze-timeout",
     "log-file",
+    "state-dir",
 ];
 
 /// Rewrites Go-style `-debug` / `-path=X` into `--debug` / `--path=X`.

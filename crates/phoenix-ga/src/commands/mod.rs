@@ -12,6 +12,7 @@ use crate::agent::Agent;
 use crate::error::Error;
 
 pub mod core;
+pub mod freeze;
 
 /// What a handler returns: the JSON of the `return` value, or an error.
 pub type Outcome = Result<Box<RawValue>, Error>;
@@ -44,7 +45,7 @@ pub struct Command {
 
 /// Every command family's table, in the order `get-commands` lists them.
 pub fn all() -> impl Iterator<Item = &'static Command> {
-    [core::COMMANDS].into_iter().flatten()
+    [core::COMMANDS, freeze::COMMANDS].into_iter().flatten()
 }
 
 /// The raw `arguments` of a request, decoded on demand into a command's own struct.

@@ -1,0 +1,493 @@
+//! The freezer: FIFREEZE/FITHAW, what is frozen, and every way out of a freeze.
+//!
+//! Kernel facts that shape it:
+//! - FIFREEZE on a directory descriptor syncs that filesystem and blocks every later
+//!   write to it until FITHAW; a writer blocked there is in uninterruptible sleep (not
+//!   even SIGKILL ends it). A second FIFREEZE gets EBUSY; FITHAW of a filesystem that
+//!   is not frozen gets EINVAL; tmpfs and the like get EOPNOTSUPP.
+//! - Path lookup and open(O_RDONLY) of a directory on a frozen filesystem do not block
+//!   (atime updates are skipped while frozen), but anything that writes does. So the
+//!   agent keeps the descriptor it froze through and thaws through it: the thaw path
+//!   opens and writes nothing on a frozen filesystem. Log lines are held in memory
+//!   (`Agent::set_frozen`) and the frozen gate keeps disk-bound commands out.
+//!
+//! Ways out, so a guest is never left frozen: `fs-unfreeze`; the auto-thaw timer
+//! (`--freeze-timeout`); the exit hook (SIGTERM, SIGINT, agent-shutdown); the panic
+//! hook; a failed freeze rolls itself back (also when it panics); and the marker file
+//! lets a restarted agent thaw what a killed one froze.
+//!
+//! Two locks: `op` serialises freeze and thaw operations (held across the ioctls);
+//! `state` guards the bookkeeping and is only ever held for a few instructions, so
+//! `get-freeze-status` and the emergency paths never wait behind a slow sync.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::libc::c_int;
+
+use super::marker;
+use crate::agent::Agent;
+use crate::error::{Context, Error};
+
+mod ioctl {
+    use nix::libc::c_int;
+    // FIFREEZE = _IOWR('X', 119, int), FITHAW = _IOWR('X', 120, int) (linux/fs.h).
+    nix::ioctl_readwrite_bad!(
+        fifreeze,
+        nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<c_int>()),
+        c_int
+    );
+    nix::ioctl_readwrite_bad!(
+        fithaw,
+        nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<c_int>()),
+        c_int
+    );
+}
+
+/// Freezes the filesystem `dir` lives on.
+fn fifreeze(dir: &File) -> nix::Result<()> {
+    let mut unused: c_int = 0;
+    // SAFETY: `dir` is an open descriptor for the whole call; the kernel ignores the
+    // argument of FIFREEZE, which points to a live, writable c_int anyway.
+    unsafe { ioctl::fifreeze(dir.as_raw_fd(), &mut unused) }.map(drop)
+}
+
+/// Thaws the filesystem `dir` lives on.
+fn fithaw(dir: &File) -> nix::Result<()> {
+    let mut unused: c_int = 0;
+    // SAFETY: as in `fifreeze`: a valid descriptor and a live c_int the kernel ignores.
+    unsafe { ioctl::fithaw(dir.as_raw_fd(), &mut unused) }.map(drop)
+}
+
+/// Opens a mount point as a directory (read-only, close-on-exec, not following a
+/// final symlink into another filesystem).
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// How long the exit and panic paths wait for a freeze or thaw in progress.
+const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
+
+/// One frozen filesystem.
+#[derive(Debug)]
+struct Frozen {
+    mountpoint: PathBuf,
+    /// The descriptor it was frozen through; `None` for filesystems recovered from
+    /// the marker of a previous agent (opened at thaw time: opening a directory does
+    /// not block on a frozen filesystem).
+    dir: Option<File>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// In freeze order; thawed in reverse.
+    frozen: Vec<Frozen>,
+    /// What `get-freeze-status` reports: a freeze completed (or was recovered) and
+    /// has not been thawed.
+    status: bool,
+    /// A freeze is in progress.
+    freezing: bool,
+    /// The freeze in progress must stop and roll back (fs-unfreeze or exit came).
+    cancel: bool,
+    /// The agent is exiting: no new freeze.
+    exiting: bool,
+    /// Counts freezes, so the timer never thaws a later freeze than the one it timed.
+    generation: u64,
+    /// When the auto-thaw fires.
+    deadline: Option<Instant>,
+}
+
+/// The freeze state of the agent: what is frozen, through which descriptors, until when.
+#[derive(Debug)]
+pub struct Freezer {
+    op: Mutex<()>,
+    state: Mutex<State>,
+    /// Wakes the auto-thaw timer when a deadline is set.
+    wake: Condvar,
+    marker: PathBuf,
+    timeout: Option<Duration>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Like `lock`, but gives up after `wait` (for paths that must not hang: a panic in
+/// this very thread may hold the lock).
+fn lock_within<T>(m: &Mutex<T>, wait: Duration) -> Option<MutexGuard<'_, T>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => return None,
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Rolls a freeze back unless it was committed: on an error return and on a panic.
+struct Txn<'a> {
+    freezer: &'a Freezer,
+    agent: &'a Agent,
+    committed: bool,
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let list = {
+            let mut st = lock(&self.freezer.state);
+            st.freezing = false;
+            std::mem::take(&mut st.frozen)
+        };
+        let n = list.len();
+        let (left, err) = thaw_list(list);
+        if let Some(e) = &err {
+            tracing::error!(error = %e.message(), "fs-freeze rollback could not thaw everything");
+        } else if n > 0 {
+            tracing::info!(filesystems = n, "fs-freeze rolled back");
+        }
+        self.freezer.settle(self.agent, left);
+    }
+}
+
+/// Thaws in reverse order; returns what stayed frozen (in freeze order) and the first
+/// error.
+fn thaw_list(list: Vec<Frozen>) -> (Vec<Frozen>, Option<Error>) {
+    let mut left = Vec::new();
+    let mut first = None;
+    for f in list.into_iter().rev() {
+        if let Err(e) = thaw_one(&f) {
+            tracing::error!(error = %e.message(), "thaw failed");
+            first.get_or_insert(e);
+            left.push(f);
+        }
+    }
+    left.reverse();
+    (left, first)
+}
+
+fn thaw_one(f: &Frozen) -> Result<(), Error> {
+    let opened;
+    let dir = match &f.dir {
+        Some(d) => d,
+        None => match open_dir(&f.mountpoint) {
+            Ok(d) => {
+                opened = d;
+                &opened
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOENT | nix::libc::ENOTDIR)
+                ) =>
+            {
+                tracing::warn!(mountpoint = %f.mountpoint.display(), "gone; nothing to thaw");
+                return Ok(());
+            }
+            Err(e) => return Err(Error::os(format!("thaw {}", f.mountpoint.display()), e)),
+        },
+    };
+    match fithaw(dir) {
+        // EINVAL: not frozen (thawed by someone else, or never frozen): the goal holds.
+        Ok(()) | Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(e).context(|| format!("thaw {}", f.mountpoint.display())),
+    }
+}
+
+impl Freezer {
+    /// A freezer keeping its marker in `state_dir`, thawing by itself after
+    /// `timeout_secs` (0: never).
+    pub fn new(state_dir: &Path, timeout_secs: u64) -> Self {
+        Self {
+            op: Mutex::new(()),
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            marker: state_dir.join(marker::NAME),
+            timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
+        }
+    }
+
+    /// What `get-freeze-status` reports.
+    pub fn is_frozen(&self) -> bool {
+        lock(&self.state).status
+    }
+
+    /// Whether the auto-thaw is enabled.
+    pub fn has_timeout(&self) -> bool {
+        self.timeout.is_some()
+    }
+
+    /// Freezes `targets` (mount points) in order. With `strict` (an explicit list)
+    /// every failure is an error; otherwise EOPNOTSUPP and EBUSY from one filesystem
+    /// are skipped (PROTOCOL.md). On an error everything frozen by this call is
+    /// thawed again before the reply. Returns how many filesystems were frozen.
+    pub fn freeze(&self, agent: &Agent, targets: &[PathBuf], strict: bool) -> Result<usize, Error> {
+        let _op = lock(&self.op);
+        {
+            let mut st = lock(&self.state);
+            if st.exiting {
+                return Err(Error::errno(
+                    Errno::ESHUTDOWN,
+                    "fs-freeze: the agent is exiting",
+                ));
+            }
+            if st.status {
+                return Err(already_frozen());
+            }
+            st.freezing = true;
+            st.cancel = false;
+        }
+        if let Err(e) = marker::write(&self.marker, targets) {
+            lock(&self.state).freezing = false;
+            return Err(Error::os(
+                format!("fs-freeze: write marker {}", self.marker.display()),
+                e,
+            ));
+        }
+        // Close the gate and hold the log before the first filesystem stops.
+        agent.set_frozen(true);
+        let mut txn = Txn {
+            freezer: self,
+            agent,
+            committed: false,
+        };
+        let mut devices = HashSet::new();
+        for mp in targets {
+            self.check_cancel()?;
+            let dir = open_dir(mp).context(|| format!("freeze {}", mp.display()))?;
+            let dev = dir
+                .metadata()
+                .context(|| format!("freeze {}", mp.display()))?
+                .dev();
+            if !devices.insert(dev) {
+                continue;
+            }
+            match fifreeze(&dir) {
+                Ok(()) => lock(&self.state).frozen.push(Frozen {
+                    mountpoint: mp.clone(),
+                    dir: Some(dir),
+                }),
+                Err(e @ (Errno::EOPNOTSUPP | Errno::EBUSY)) if !strict => {
+                    tracing::debug!(mountpoint = %mp.display(), error = %e.desc(), "not frozen, skipped");
+                }
+                Err(e) => return Err(e).context(|| format!("freeze {}", mp.display())),
+            }
+        }
+        self.check_cancel()?;
+        let n = {
+            let mut st = lock(&self.state);
+            st.status = true;
+            st.freezing = false;
+            st.generation += 1;
+            st.deadline = self.timeout.map(|t| Instant::now() + t);
+            st.frozen.len()
+        };
+        txn.committed = true;
+        self.wake.notify_all();
+        tracing::info!(filesystems = n, "frozen");
+        Ok(n)
+    }
+
+    fn check_cancel(&self) -> Result<(), Error> {
+        if lock(&self.state).cancel {
+            return Err(Error::errno(
+                Errno::ECANCELED,
+                "fs-freeze: cancelled by fs-unfreeze or agent exit",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Thaws everything frozen, in reverse order; a freeze in progress is cancelled
+    /// (and rolls itself back) first. With `generation`, thaws only if that freeze
+    /// is still the current one (the timer's call). Returns whether anything was
+    /// frozen. What fails to thaw stays recorded (and frozen: the gate stays closed),
+    /// and the auto-thaw tries again later.
+    pub fn thaw(
+        &self,
+        agent: &Agent,
+        reason: &str,
+        generation: Option<u64>,
+    ) -> Result<bool, Error> {
+        {
+            let mut st = lock(&self.state);
+            if st.freezing {
+                st.cancel = true;
+            }
+        }
+        let _op = lock(&self.op);
+        self.thaw_locked(agent, reason, generation)
+    }
+
+    /// [`Freezer::thaw`] with `op` held.
+    fn thaw_locked(
+        &self,
+        agent: &Agent,
+        reason: &str,
+        generation: Option<u64>,
+    ) -> Result<bool, Error> {
+        let list = {
+            let mut st = lock(&self.state);
+            if !st.status || generation.is_some_and(|g| g != st.generation) {
+                return Ok(false);
+            }
+            std::mem::take(&mut st.frozen)
+        };
+        let n = list.len();
+        let (left, err) = thaw_list(list);
+        self.settle(agent, left);
+        match err {
+            Some(e) => Err(e),
+            None => {
+                tracing::info!(filesystems = n, reason, "thawed");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Records the outcome of a thaw: all done (not frozen, marker gone, gate open), or
+    /// `left` still frozen (reported frozen, auto-thaw re-armed).
+    fn settle(&self, agent: &Agent, left: Vec<Frozen>) {
+        let mut st = lock(&self.state);
+        if left.is_empty() {
+            st.status = false;
+            st.deadline = None;
+            drop(st);
+            marker::remove(&self.marker);
+            agent.set_frozen(false);
+        } else {
+            st.frozen = left;
+            st.status = true;
+            st.deadline = self.timeout.map(|t| Instant::now() + t);
+            drop(st);
+            self.wake.notify_all();
+        }
+    }
+
+    /// The exit and panic paths: thaw whatever is frozen, without hanging. Waits a
+    /// little for a freeze or thaw in progress (a cancelled freeze rolls itself back);
+    /// if it does not finish, thaws through the recorded descriptors anyway and leaves
+    /// the marker for the next agent. With `exiting`, no freeze starts afterwards.
+    pub fn emergency_thaw(&self, agent: &Agent, why: &str, exiting: bool) {
+        // If this very thread holds the state lock (a panic inside the freezer), there
+        // is nothing safe to do here; the freeze's own rollback still runs on unwind.
+        let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) else {
+            return;
+        };
+        st.exiting |= exiting;
+        if st.freezing {
+            st.cancel = true;
+        }
+        if !st.status && !st.freezing && st.frozen.is_empty() {
+            return;
+        }
+        drop(st);
+        tracing::warn!(why, "thawing before the agent goes");
+        if let Some(_op) = lock_within(&self.op, EMERGENCY_WAIT) {
+            if let Err(e) = self.thaw_locked(agent, why, None) {
+                tracing::error!(error = %e.message(), "emergency thaw incomplete");
+            }
+            return;
+        }
+        let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) else {
+            return;
+        };
+        let list = std::mem::take(&mut st.frozen);
+        drop(st);
+        let (left, err) = thaw_list(list);
+        if let Some(e) = err {
+            tracing::error!(error = %e.message(), still_frozen = left.len(), "emergency thaw incomplete");
+        }
+        if let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) {
+            st.frozen = left;
+        }
+    }
+
+    /// At startup: if a previous agent left a marker, the guest may still be frozen.
+    /// Report it frozen (gate closed), accept fs-unfreeze for those mount points, and
+    /// arm the auto-thaw.
+    pub fn recover(&self, agent: &Agent) {
+        let list = match marker::read(&self.marker) {
+            Ok(Some(list)) => list,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(path = %self.marker.display(), error = %e, "cannot read the freeze marker");
+                return;
+            }
+        };
+        tracing::warn!(
+            filesystems = list.len(),
+            marker = %self.marker.display(),
+            "a previous agent left filesystems frozen; reporting frozen until fs-unfreeze"
+        );
+        agent.set_frozen(true);
+        {
+            let mut st = lock(&self.state);
+            st.frozen = list
+                .into_iter()
+                .map(|mountpoint| Frozen {
+                    mountpoint,
+                    dir: None,
+                })
+                .collect();
+            st.status = true;
+            st.generation += 1;
+            st.deadline = self.timeout.map(|t| Instant::now() + t);
+        }
+        self.wake.notify_all();
+    }
+
+    /// The auto-thaw timer thread's body: sleeps until a deadline is set (no wake-up
+    /// at all while not frozen), then until it passes, then thaws that freeze.
+    pub fn run_timer(&self, agent: &Agent) -> ! {
+        let secs = self.timeout.map_or(0, |t| t.as_secs());
+        loop {
+            let generation = {
+                let mut st = lock(&self.state);
+                loop {
+                    match st.deadline {
+                        None => st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+                        Some(d) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                st.deadline = None;
+                                break st.generation;
+                            }
+                            st = self
+                                .wake
+                                .wait_timeout(st, d - now)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0;
+                        }
+                    }
+                }
+            };
+            tracing::warn!(timeout_secs = secs, "frozen too long: thawing by itself");
+            if let Err(e) = self.thaw(agent, "freeze timeout", Some(generation)) {
+                tracing::error!(error = %e.message(), "auto-thaw incomplete; retrying later");
+            }
+        }
+    }
+}
+
+/// The error of a second fs-freeze.
+pub fn already_frozen() -> Error {
+    Error::errno(
+        Errno::EBUSY,
+        "fs-freeze: the filesystems are already frozen (fs-unfreeze first)",
+    )
+}
