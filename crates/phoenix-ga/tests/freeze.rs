@@ -1,0 +1,474 @@
+//! fs-freeze, fs-unfreeze, get-freeze-status and fs-sync against the real binary, on
+//! ext4 images each test creates and loop-mounts itself (root only).
+//!
+//! NEVER freeze this machine's own filesystems: every fs-freeze here names explicit
+//! `mountpoints` of the test's own loop mounts. The default all-filesystems freeze is
+//! tested inside the KVM guest of the end-to-end tests; its selection is unit-tested
+//! on mount-table fixtures (src/commands/freeze/mounts.rs).
+//!
+//! Each mount is a guard whose Drop thaws (`fsfreeze -u`), unmounts and detaches its
+//! loop device, so a failing test leaves nothing frozen or mounted behind. A writer
+//! blocked on a frozen filesystem cannot be killed (uninterruptible sleep), so guards
+//! thaw before anything else.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{err, ret, RawConn, TestAgent};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn run(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn must(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A 32 MiB ext4 image on its own loop device, mounted in a temporary directory.
+struct LoopFs {
+    dir: tempfile::TempDir,
+    dev: String,
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("img");
+        must("truncate", &["-s", "32M", s(&img)]);
+        must("mkfs.ext4", &["-q", "-F", s(&img)]);
+        let dev = must("losetup", &["-f", "--show", s(&img)]);
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let fs = LoopFs { dir, dev, mnt };
+        must("mount", &[&fs.dev, s(&fs.mnt)]);
+        fs
+    }
+
+    fn path(&self) -> &str {
+        s(&self.mnt)
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        run("fsfreeze", &["-u", s(&self.mnt)]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !run("umount", &[s(&self.mnt)]) {
+            if Instant::now() > deadline {
+                run("umount", &["-l", s(&self.mnt)]);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run("losetup", &["-d", &self.dev]);
+        let _ = &self.dir;
+    }
+}
+
+/// A tmpfs (which cannot be frozen) mounted in a temporary directory.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        must(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=1m", "none", s(dir.path())],
+        );
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &str {
+        s(self.dir.path())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if !run("umount", &[self.path()]) {
+            run("umount", &["-l", self.path()]);
+        }
+    }
+}
+
+/// A process writing a file (and syncing it) on a filesystem.
+struct Writer {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Writer {
+    fn start(fs: &LoopFs, name: &str) -> Self {
+        let file = fs.mnt.join(name);
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo {name} > '{}' && sync '{}'",
+                s(&file),
+                s(&file)
+            ))
+            .spawn()
+            .unwrap();
+        Writer { child, file }
+    }
+
+    /// Waits until the writer sleeps uninterruptibly (state D): blocked on the freeze.
+    fn assert_blocked(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the write completed on a frozen filesystem"
+            );
+            if proc_state(self.child.id()) == Some('D') {
+                return;
+            }
+            assert!(Instant::now() < deadline, "writer never blocked");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the writer to finish successfully and checks what it wrote.
+    fn assert_completes(mut self) {
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the write never completed (still frozen?)"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(self.child.wait().unwrap().success());
+        let name = self.file.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(
+            std::fs::read_to_string(&self.file).unwrap(),
+            format!("{name}\n")
+        );
+    }
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// A state directory of the test's own (for the marker), and an agent using it.
+fn agent_with(state: &Path, extra: &[&str]) -> TestAgent {
+    let mut args = vec!["--state-dir", s(state)];
+    args.extend_from_slice(extra);
+    TestAgent::unix(&args)
+}
+
+fn call(c: &mut RawConn, execute: &str, arguments: Value) -> Value {
+    c.request(json!({"execute": execute, "arguments": arguments, "tag": execute}))
+}
+
+fn freeze(c: &mut RawConn, mountpoints: &[&str]) -> Value {
+    call(c, "fs-freeze", json!({ "mountpoints": mountpoints }))
+}
+
+fn status(c: &mut RawConn) -> bool {
+    ret(&call(c, "get-freeze-status", json!({})))
+        .as_bool()
+        .unwrap()
+}
+
+#[test]
+fn a_write_blocks_while_frozen_and_completes_after_unfreeze() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    assert!(!status(&mut c));
+    assert_eq!(
+        ret(&call(&mut c, "fs-unfreeze", json!({}))),
+        true,
+        "not frozen: true"
+    );
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    assert!(status(&mut c));
+    assert!(
+        state.path().join("frozen").exists(),
+        "no marker while frozen"
+    );
+    let mut w = Writer::start(&fs, "during");
+    w.assert_blocked();
+    // The agent itself stays responsive while frozen.
+    assert_eq!(
+        ret(&call(&mut c, "ping", json!({}))),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    w.assert_completes();
+    assert!(!status(&mut c));
+    assert!(
+        !state.path().join("frozen").exists(),
+        "marker left after thaw"
+    );
+    // Thawed for real: FITHAW now finds nothing frozen (EINVAL).
+    assert!(!run("fsfreeze", &["-u", fs.path()]));
+    // And it can be frozen again.
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    Writer::start(&fs, "after").assert_completes();
+}
+
+#[test]
+fn several_filesystems_freeze_and_thaw_together() {
+    let (a, b) = (LoopFs::new(), LoopFs::new());
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    // A trailing slash and a duplicate name the same mount points.
+    let a_slash = format!("{}/", a.path());
+    assert_eq!(ret(&freeze(&mut c, &[b.path(), &a_slash, a.path()])), true);
+    let (mut wa, mut wb) = (Writer::start(&a, "a"), Writer::start(&b, "b"));
+    wa.assert_blocked();
+    wb.assert_blocked();
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    wa.assert_completes();
+    wb.assert_completes();
+}
+
+#[test]
+fn a_second_freeze_is_ebusy_and_the_gate_refuses_disk_commands() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    assert_eq!(ret(&call(&mut c, "fs-sync", json!({}))), true);
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    let (msg, code) = err(&freeze(&mut c, &[fs.path()]));
+    assert_eq!(code, 16, "{msg}");
+    assert!(msg.contains("already frozen"), "{msg}");
+    // Without mountpoints too: refused before anything is selected (this must never
+    // reach the machine's own filesystems).
+    let (_, code) = err(&call(&mut c, "fs-freeze", json!({})));
+    assert_eq!(code, 16);
+    let (msg, code) = err(&call(&mut c, "fs-sync", json!({})));
+    assert_eq!(
+        (msg.as_str(), code),
+        (
+            "command \"fs-sync\" is not allowed while the filesystems are frozen",
+            -1
+        )
+    );
+    assert!(status(&mut c));
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    assert_eq!(ret(&call(&mut c, "fs-sync", json!({}))), true);
+}
+
+#[test]
+fn a_failing_second_mountpoint_rolls_back_the_first() {
+    let fs = LoopFs::new();
+    let tmp = Tmpfs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    // Listed tmpfs first: frozen in mount order all the same, ext4 first.
+    let (msg, code) = err(&freeze(&mut c, &[tmp.path(), fs.path()]));
+    assert_eq!(code, 95, "{msg}");
+    let want = format!("freeze {}: Operation not supported", tmp.path());
+    assert!(msg.starts_with(&want), "{msg}");
+    assert!(!status(&mut c));
+    assert!(!state.path().join("frozen").exists());
+    Writer::start(&fs, "rolled-back").assert_completes();
+    assert!(!run("fsfreeze", &["-u", fs.path()]), "still frozen");
+    // The gate is open again.
+    assert_eq!(ret(&call(&mut c, "fs-sync", json!({}))), true);
+}
+
+#[test]
+fn a_filesystem_frozen_by_someone_else_is_ebusy_and_rolled_back() {
+    let (a, b) = (LoopFs::new(), LoopFs::new());
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    must("fsfreeze", &["-f", b.path()]);
+    let (msg, code) = err(&freeze(&mut c, &[a.path(), b.path()]));
+    must("fsfreeze", &["-u", b.path()]);
+    assert_eq!(code, 16, "{msg}");
+    assert_eq!(msg, format!("freeze {}: Device or resource busy", b.path()));
+    assert!(!status(&mut c));
+    Writer::start(&a, "a").assert_completes();
+}
+
+#[test]
+fn bad_mountpoints_are_refused_before_anything_is_frozen() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    let missing = format!("{}/nope", fs.dir.path().display());
+    let (msg, code) = err(&freeze(&mut c, &[fs.path(), &missing]));
+    assert_eq!(
+        (msg, code),
+        (
+            format!("mountpoint {missing}: No such file or directory"),
+            2
+        )
+    );
+    let plain = fs.dir.path().to_str().unwrap();
+    let (msg, code) = err(&freeze(&mut c, &[fs.path(), plain]));
+    assert_eq!(
+        (msg, code),
+        (format!("mountpoint {plain}: not a mount point"), 22)
+    );
+    let (msg, code) = err(&freeze(&mut c, &["relative/dir"]));
+    assert_eq!(code, -1);
+    assert!(
+        msg.ends_with("mountpoint \"relative/dir\" is not an absolute path"),
+        "{msg}"
+    );
+    let (msg, code) = err(&freeze(&mut c, &[]));
+    assert_eq!(code, -1);
+    assert!(msg.ends_with("\"mountpoints\" must not be empty"), "{msg}");
+    let (msg, code) = err(&call(&mut c, "fs-freeze", json!({"mountpoints": "/"})));
+    assert_eq!(code, -1);
+    assert!(
+        msg.starts_with("fs-freeze: invalid arguments: invalid type"),
+        "{msg}"
+    );
+    assert!(!status(&mut c));
+    Writer::start(&fs, "untouched").assert_completes();
+}
+
+#[test]
+fn the_auto_thaw_fires() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("agent.log");
+    let agent = agent_with(
+        state.path(),
+        &["--freeze-timeout", "2", "--log-file", s(&log)],
+    );
+    let mut c = agent.raw();
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    let mut w = Writer::start(&fs, "late");
+    w.assert_blocked();
+    w.assert_completes();
+    assert!(!status(&mut c));
+    assert!(!state.path().join("frozen").exists());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("thawing by itself"), "{log}");
+    // The timer re-arms for the next freeze.
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    Writer::start(&fs, "later").assert_completes();
+    assert!(!status(&mut c));
+}
+
+#[test]
+fn sigterm_while_frozen_thaws() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    let mut w = Writer::start(&fs, "term");
+    w.assert_blocked();
+    kill(Pid::from_raw(agent.pid() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(agent.wait_exit(WAIT), Some(0));
+    w.assert_completes();
+    assert!(!state.path().join("frozen").exists());
+}
+
+#[test]
+fn agent_shutdown_while_frozen_thaws() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let mut agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    let mut w = Writer::start(&fs, "shutdown");
+    w.assert_blocked();
+    assert_eq!(ret(&call(&mut c, "agent-shutdown", json!({}))), true);
+    assert_eq!(agent.wait_exit(WAIT), Some(0));
+    w.assert_completes();
+    assert!(!state.path().join("frozen").exists());
+}
+
+#[test]
+fn a_restarted_agent_finds_the_marker_and_thaws() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    {
+        let mut first = agent_with(state.path(), &[]);
+        let mut c = first.raw();
+        assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+        // SIGKILL: no hook runs; the filesystem stays frozen.
+        first.child.kill().unwrap();
+        first.wait_exit(WAIT);
+    }
+    assert!(state.path().join("frozen").exists());
+    let mut w = Writer::start(&fs, "orphan");
+    w.assert_blocked();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    assert!(status(&mut c), "restarted agent does not report frozen");
+    let (_, code) = err(&call(&mut c, "fs-sync", json!({})));
+    assert_eq!(code, -1, "gate open after restart");
+    let (_, code) = err(&freeze(&mut c, &[fs.path()]));
+    assert_eq!(code, 16);
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    w.assert_completes();
+    assert!(!status(&mut c));
+    assert!(!state.path().join("frozen").exists());
+}
+
+#[test]
+fn a_stale_marker_of_thawed_or_vanished_filesystems_unfreezes_fine() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    // Not frozen (FITHAW gets EINVAL) and gone (ENOENT): both count as thawed.
+    let marker = format!("{}\0{}/gone\0", fs.path(), fs.dir.path().display());
+    std::fs::write(state.path().join("frozen"), marker).unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let mut c = agent.raw();
+    assert!(status(&mut c));
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    assert!(!status(&mut c));
+    assert!(!state.path().join("frozen").exists());
+    assert_eq!(ret(&call(&mut c, "fs-sync", json!({}))), true);
+}
+
+#[test]
+fn the_marker_is_written_before_freezing_or_nothing_is_frozen() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    // A state "directory" that is a file: the marker cannot be written.
+    let bad = state.path().join("file");
+    std::fs::write(&bad, b"").unwrap();
+    let agent = agent_with(&bad, &[]);
+    let mut c = agent.raw();
+    let (msg, code) = err(&freeze(&mut c, &[fs.path()]));
+    assert_eq!(code, 17, "{msg}");
+    assert!(msg.starts_with("fs-freeze: write marker "), "{msg}");
+    assert!(!status(&mut c));
+    Writer::start(&fs, "unfrozen").assert_completes();
+}
