@@ -6,6 +6,7 @@
 //! qemu-guest-agent package.
 
 mod core;
+mod freeze;
 mod harness;
 
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ pub struct Opts {
 /// A benchmark section: its name and what it runs.
 type Section = (&'static str, fn(&harness::Env, &mut Report));
 
-const SECTIONS: &[Section] = &[("core", core::run)];
+const SECTIONS: &[Section] = &[("core", core::run), ("freeze", freeze::run)];
 
 fn main() {
     let opts = Opts::parse();
