@@ -221,9 +221,21 @@ impl Freezer {
         }
     }
 
+    /// When a freeze starting now thaws by itself (`None`: never, also for a timeout
+    /// too large to represent).
+    fn deadline(&self) -> Option<Instant> {
+        self.timeout.and_then(|t| Instant::now().checked_add(t))
+    }
+
     /// What `get-freeze-status` reports.
     pub fn is_frozen(&self) -> bool {
         lock(&self.state).status
+    }
+
+    /// The current freeze's number (tests: the timer's view).
+    #[cfg(test)]
+    pub fn generation(&self) -> u64 {
+        lock(&self.state).generation
     }
 
     /// Whether the auto-thaw is enabled.
@@ -293,7 +305,7 @@ impl Freezer {
             st.status = true;
             st.freezing = false;
             st.generation += 1;
-            st.deadline = self.timeout.map(|t| Instant::now() + t);
+            st.deadline = self.deadline();
             st.frozen.len()
         };
         txn.committed = true;
@@ -372,7 +384,7 @@ impl Freezer {
         } else {
             st.frozen = left;
             st.status = true;
-            st.deadline = self.timeout.map(|t| Instant::now() + t);
+            st.deadline = self.deadline();
             drop(st);
             self.wake.notify_all();
         }
@@ -446,7 +458,7 @@ impl Freezer {
                 .collect();
             st.status = true;
             st.generation += 1;
-            st.deadline = self.timeout.map(|t| Instant::now() + t);
+            st.deadline = self.deadline();
         }
         self.wake.notify_all();
     }

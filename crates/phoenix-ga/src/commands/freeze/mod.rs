@@ -139,3 +139,6 @@ fn fs_sync(_: &Agent, _: &Args<'_>) -> Outcome {
     nix::unistd::sync();
     reply(&true)
 }
+
+#[cfg(test)]
+mod tests;
