@@ -85,7 +85,7 @@ fn agent(state: &Path, timeout: &str) -> Arc<Agent> {
 fn freeze(agent: &Agent, fs: &LoopFs) {
     let n = agent
         .freeze
-        .freeze(agent, &[fs.mnt.clone()], true)
+        .freeze(agent, std::slice::from_ref(&fs.mnt), true)
         .unwrap_or_else(|e| panic!("{}", e.message()));
     assert_eq!(n, 1);
     assert!(fs.is_frozen() && agent.is_frozen() && agent.freeze.is_frozen());
@@ -119,7 +119,7 @@ fn the_emergency_thaw_thaws_and_refuses_later_freezes() {
     assert_thawed(&agent, &fs, state.path());
     let e = agent
         .freeze
-        .freeze(&agent, &[fs.mnt.clone()], true)
+        .freeze(&agent, std::slice::from_ref(&fs.mnt), true)
         .unwrap_err();
     assert_eq!(e.code(), nix::libc::ESHUTDOWN);
     assert!(!fs.is_frozen());
