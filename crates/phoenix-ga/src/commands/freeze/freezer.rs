@@ -21,59 +21,18 @@
 //! `get-freeze-status` and the emergency paths never wait behind a slow sync.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::libc::c_int;
 
+use super::ioctl::{fifreeze, fithaw, open_dir};
 use super::marker;
 use crate::agent::Agent;
 use crate::error::{Context, Error};
-
-mod ioctl {
-    use nix::libc::c_int;
-    // FIFREEZE = _IOWR('X', 119, int), FITHAW = _IOWR('X', 120, int) (linux/fs.h).
-    nix::ioctl_readwrite_bad!(
-        fifreeze,
-        nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<c_int>()),
-        c_int
-    );
-    nix::ioctl_readwrite_bad!(
-        fithaw,
-        nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<c_int>()),
-        c_int
-    );
-}
-
-/// Freezes the filesystem `dir` lives on.
-fn fifreeze(dir: &File) -> nix::Result<()> {
-    let mut unused: c_int = 0;
-    // SAFETY: `dir` is an open descriptor for the whole call; the kernel ignores the
-    // argument of FIFREEZE, which points to a live, writable c_int anyway.
-    unsafe { ioctl::fifreeze(dir.as_raw_fd(), &mut unused) }.map(drop)
-}
-
-/// Thaws the filesystem `dir` lives on.
-fn fithaw(dir: &File) -> nix::Result<()> {
-    let mut unused: c_int = 0;
-    // SAFETY: as in `fifreeze`: a valid descriptor and a live c_int the kernel ignores.
-    unsafe { ioctl::fithaw(dir.as_raw_fd(), &mut unused) }.map(drop)
-}
-
-/// Opens a mount point as a directory (read-only, close-on-exec, not following a
-/// final symlink into another filesystem).
-fn open_dir(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
-        .open(path)
-}
 
 /// How long the exit and panic paths wait for a freeze or thaw in progress.
 const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
@@ -299,9 +258,14 @@ impl Freezer {
                 Err(e) => return Err(e).context(|| format!("freeze {}", mp.display())),
             }
         }
-        self.check_cancel()?;
         let n = {
             let mut st = lock(&self.state);
+            // Checked under the same lock as the commit: an exit or fs-unfreeze that
+            // came during the last FIFREEZE rolls this freeze back.
+            if st.cancel {
+                drop(st);
+                return Err(cancelled());
+            }
             st.status = true;
             st.freezing = false;
             st.generation += 1;
@@ -315,13 +279,10 @@ impl Freezer {
     }
 
     fn check_cancel(&self) -> Result<(), Error> {
-        if lock(&self.state).cancel {
-            return Err(Error::errno(
-                Errno::ECANCELED,
-                "fs-freeze: cancelled by fs-unfreeze or agent exit",
-            ));
+        match lock(&self.state).cancel {
+            true => Err(cancelled()),
+            false => Ok(()),
         }
-        Ok(())
     }
 
     /// Thaws everything frozen, in reverse order; a freeze in progress is cancelled
@@ -494,6 +455,14 @@ impl Freezer {
             }
         }
     }
+}
+
+/// The error of a freeze stopped by fs-unfreeze or the agent's exit.
+fn cancelled() -> Error {
+    Error::errno(
+        Errno::ECANCELED,
+        "fs-freeze: cancelled by fs-unfreeze or agent exit",
+    )
 }
 
 /// The error of a second fs-freeze.

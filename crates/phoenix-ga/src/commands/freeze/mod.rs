@@ -17,6 +17,7 @@ use crate::agent::Agent;
 use crate::error::{Context, Error};
 
 pub mod freezer;
+mod ioctl;
 mod marker;
 pub mod mounts;
 
