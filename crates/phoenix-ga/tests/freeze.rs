@@ -471,3 +471,32 @@ fn the_marker_is_written_before_freezing_or_nothing_is_frozen() {
     assert!(!status(&mut c));
     Writer::start(&fs, "unfrozen").assert_completes();
 }
+
+#[test]
+fn a_log_file_on_the_frozen_filesystem_is_held_until_the_thaw() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let log = fs.mnt.join("agent.log");
+    // --debug logs every request: each would hang the agent if written while frozen.
+    let agent = agent_with(state.path(), &["--debug", "--log-file", s(&log)]);
+    let mut c = agent.raw();
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    let before = std::fs::read_to_string(&log).unwrap();
+    for i in 0..20 {
+        let r = c.request(json!({"execute": "ping", "tag": format!("held-{i}")}));
+        assert_eq!(r["tag"], format!("held-{i}"));
+    }
+    assert!(status(&mut c));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        before,
+        "log written while frozen"
+    );
+    assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+    // Written out after the thaw (the reply may come first: wait for it).
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(&log).unwrap().contains("held-19") {
+        assert!(Instant::now() < deadline, "held log lines never written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
