@@ -122,6 +122,9 @@ impl Agent {
     pub fn exit(&self, code: i32) -> ! {
         let _only_one = self.exit_lock.lock().unwrap_or_else(|p| p.into_inner());
         tracing::info!(code, "agent exiting");
+        // Thaw before any hook: a hook may touch a disk the freeze covers (removing a
+        // socket file there would hang the agent for good, with the guest frozen).
+        self.freeze.emergency_thaw(self, "agent exit", true);
         let hooks = std::mem::take(&mut *self.cleanups.lock().unwrap_or_else(|p| p.into_inner()));
         for hook in hooks.into_iter().rev() {
             hook();

@@ -500,3 +500,55 @@ fn a_log_file_on_the_frozen_filesystem_is_held_until_the_thaw() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The agent's own process, listening on a socket inside the filesystem it freezes.
+/// Dropped, it thaws that filesystem first: a process blocked on it cannot die.
+struct Spawned(Child, PathBuf);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        run("fsfreeze", &["-u", s(&self.1)]);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sigterm_thaws_before_removing_a_socket_on_the_frozen_filesystem() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let sock = fs.mnt.join("ga.sock");
+    let mut agent = Spawned(
+        Command::new(common::AGENT)
+            .args(["-m", "unix-listen", "-p", s(&sock), "--state-dir"])
+            .arg(state.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+        fs.mnt.clone(),
+    );
+    let deadline = Instant::now() + WAIT;
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "agent did not start listening");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut c = RawConn::connect(&sock);
+    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+    // Exiting removes the socket: an unlink on the frozen filesystem, which would
+    // hang the agent for good if it came before the thaw.
+    kill(Pid::from_raw(agent.0.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = agent.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent hung on its own frozen disk"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(!sock.exists(), "socket left behind");
+    Writer::start(&fs, "after").assert_completes();
+}

@@ -55,13 +55,12 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// Starts what keeps a guest from staying frozen: takes over a previous agent's
-/// marker, registers the exit hook (SIGTERM, SIGINT, agent-shutdown) and a panic hook
-/// that thaw first, and starts the auto-thaw timer. Call once, right after the agent
+/// marker, installs a panic hook that thaws, and starts the auto-thaw timer. (The
+/// exit path, for SIGTERM, SIGINT and agent-shutdown, thaws in `Agent::exit` itself,
+/// before any exit hook can touch a frozen disk.) Call once, right after the agent
 /// is built and before it serves.
 pub fn install(agent: &Arc<Agent>) -> std::io::Result<()> {
     agent.freeze.recover(agent);
-    let a = Arc::clone(agent);
-    agent.on_exit(move || a.freeze.emergency_thaw(&a, "agent exit", true));
     let a = Arc::clone(agent);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
