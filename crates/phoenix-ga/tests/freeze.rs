@@ -56,7 +56,15 @@ struct LoopFs {
 
 impl LoopFs {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::from_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// One whose image file lives inside `parent` (a loop device on a loop device).
+    fn new_in(parent: &Path) -> Self {
+        Self::from_dir(tempfile::tempdir_in(parent).unwrap())
+    }
+
+    fn from_dir(dir: tempfile::TempDir) -> Self {
         let img = dir.path().join("img");
         must("truncate", &["-s", "32M", s(&img)]);
         must("mkfs.ext4", &["-q", "-F", s(&img)]);
@@ -285,12 +293,12 @@ fn a_second_freeze_is_ebusy_and_the_gate_refuses_disk_commands() {
 
 #[test]
 fn a_failing_second_mountpoint_rolls_back_the_first() {
-    let fs = LoopFs::new();
     let tmp = Tmpfs::new();
+    let fs = LoopFs::new();
     let state = tempfile::tempdir().unwrap();
     let agent = agent_with(state.path(), &[]);
     let mut c = agent.raw();
-    // Listed tmpfs first: frozen in mount order all the same, ext4 first.
+    // Listed tmpfs first: frozen last mounted first all the same, so ext4 first.
     let (msg, code) = err(&freeze(&mut c, &[tmp.path(), fs.path()]));
     assert_eq!(code, 95, "{msg}");
     let want = format!("freeze {}: Operation not supported", tmp.path());
@@ -309,13 +317,14 @@ fn a_filesystem_frozen_by_someone_else_is_ebusy_and_rolled_back() {
     let state = tempfile::tempdir().unwrap();
     let agent = agent_with(state.path(), &[]);
     let mut c = agent.raw();
-    must("fsfreeze", &["-f", b.path()]);
+    // `b`, mounted last, is frozen first; then `a` is busy: `b` must be thawed again.
+    must("fsfreeze", &["-f", a.path()]);
     let (msg, code) = err(&freeze(&mut c, &[a.path(), b.path()]));
-    must("fsfreeze", &["-u", b.path()]);
+    must("fsfreeze", &["-u", a.path()]);
     assert_eq!(code, 16, "{msg}");
-    assert_eq!(msg, format!("freeze {}: Device or resource busy", b.path()));
+    assert_eq!(msg, format!("freeze {}: Device or resource busy", a.path()));
     assert!(!status(&mut c));
-    Writer::start(&a, "a").assert_completes();
+    Writer::start(&b, "b").assert_completes();
 }
 
 #[test]
@@ -551,4 +560,38 @@ fn sigterm_thaws_before_removing_a_socket_on_the_frozen_filesystem() {
     assert_eq!(status.code(), Some(0));
     assert!(!sock.exists(), "socket left behind");
     Writer::start(&fs, "after").assert_completes();
+}
+
+/// Thaws mount points in the given order when dropped (declared last, so dropped
+/// first: before the agent is killed and anything is unmounted).
+struct ThawFirst(Vec<PathBuf>);
+
+impl Drop for ThawFirst {
+    fn drop(&mut self) {
+        for m in &self.0 {
+            run("fsfreeze", &["-u", s(m)]);
+        }
+    }
+}
+
+#[test]
+fn an_image_on_a_frozen_filesystem_does_not_deadlock() {
+    // `inner` is an ext4 image stored on `outer`: freezing `outer` first would leave
+    // the freeze of `inner` (which writes its journal through the loop device into a
+    // file on `outer`) blocked for good. Both named, in either order, must work.
+    let outer = LoopFs::new();
+    let inner = LoopFs::new_in(&outer.mnt);
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with(state.path(), &[]);
+    let _thaw = ThawFirst(vec![outer.mnt.clone(), inner.mnt.clone()]);
+    let mut c = agent.raw();
+    for order in [[outer.path(), inner.path()], [inner.path(), outer.path()]] {
+        assert_eq!(ret(&freeze(&mut c, &order)), true);
+        let (mut wo, mut wi) = (Writer::start(&outer, "o"), Writer::start(&inner, "i"));
+        wo.assert_blocked();
+        wi.assert_blocked();
+        assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
+        wo.assert_completes();
+        wi.assert_completes();
+    }
 }

@@ -34,6 +34,9 @@ use super::marker;
 use crate::agent::Agent;
 use crate::error::{Context, Error};
 
+/// How long a thaw waits for a freeze in progress before thawing under it.
+const THAW_WAIT: Duration = Duration::from_millis(500);
+
 /// How long the exit and panic paths wait for a freeze or thaw in progress.
 const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 
@@ -197,6 +200,12 @@ impl Freezer {
         lock(&self.state).generation
     }
 
+    /// Holds the operation lock, as a freeze stuck in FIFREEZE would (tests).
+    #[cfg(test)]
+    pub fn hold_op(&self) -> MutexGuard<'_, ()> {
+        lock(&self.op)
+    }
+
     /// Whether the auto-thaw is enabled.
     pub fn has_timeout(&self) -> bool {
         self.timeout.is_some()
@@ -221,9 +230,18 @@ impl Freezer {
             }
             st.freezing = true;
             st.cancel = false;
+            // The auto-thaw covers the freeze in progress too: a FIFREEZE that never
+            // returns (a filesystem whose writes depend on one already frozen) is
+            // undone by the timer's forced thaw.
+            st.generation += 1;
+            st.deadline = self.deadline();
         }
+        self.wake.notify_all();
         if let Err(e) = marker::write(&self.marker, targets) {
-            lock(&self.state).freezing = false;
+            let mut st = lock(&self.state);
+            st.freezing = false;
+            st.deadline = None;
+            drop(st);
             return Err(Error::os(
                 format!("fs-freeze: write marker {}", self.marker.display()),
                 e,
@@ -268,8 +286,6 @@ impl Freezer {
             }
             st.status = true;
             st.freezing = false;
-            st.generation += 1;
-            st.deadline = self.deadline();
             st.frozen.len()
         };
         txn.committed = true;
@@ -285,11 +301,16 @@ impl Freezer {
         }
     }
 
-    /// Thaws everything frozen, in reverse order; a freeze in progress is cancelled
-    /// (and rolls itself back) first. With `generation`, thaws only if that freeze
+    /// Thaws everything frozen, in reverse order of freezing; a freeze in progress is
+    /// cancelled (and rolls itself back). With `generation`, thaws only if that freeze
     /// is still the current one (the timer's call). Returns whether anything was
     /// frozen. What fails to thaw stays recorded (and frozen: the gate stays closed),
     /// and the auto-thaw tries again later.
+    ///
+    /// Never waits long: if a freeze in progress does not give way within
+    /// [`THAW_WAIT`] (its FIFREEZE is stuck), what it froze so far is thawed through
+    /// the recorded descriptors, which unblocks it; it then sees the cancel and rolls
+    /// back the rest.
     pub fn thaw(
         &self,
         agent: &Agent,
@@ -298,12 +319,44 @@ impl Freezer {
     ) -> Result<bool, Error> {
         {
             let mut st = lock(&self.state);
+            if generation.is_some_and(|g| g != st.generation) {
+                return Ok(false);
+            }
             if st.freezing {
                 st.cancel = true;
             }
         }
-        let _op = lock(&self.op);
-        self.thaw_locked(agent, reason, generation)
+        match lock_within(&self.op, THAW_WAIT) {
+            Some(_op) => self.thaw_locked(agent, reason, generation),
+            None => {
+                self.force_thaw(reason);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Thaws what is recorded without the `op` lock, which a stuck freeze holds;
+    /// that freeze, cancelled, settles the state when it unblocks. What does not thaw
+    /// stays recorded.
+    fn force_thaw(&self, reason: &str) {
+        let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) else {
+            return;
+        };
+        let list = std::mem::take(&mut st.frozen);
+        drop(st);
+        tracing::warn!(
+            filesystems = list.len(),
+            reason,
+            "a freeze is stuck: thawing under it"
+        );
+        let (mut left, err) = thaw_list(list);
+        if let Some(e) = err {
+            tracing::error!(error = %e.message(), still_frozen = left.len(), "forced thaw incomplete");
+        }
+        if let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) {
+            left.append(&mut st.frozen);
+            st.frozen = left;
+        }
     }
 
     /// [`Freezer::thaw`] with `op` held.
@@ -370,23 +423,13 @@ impl Freezer {
         }
         drop(st);
         tracing::warn!(why, "thawing before the agent goes");
-        if let Some(_op) = lock_within(&self.op, EMERGENCY_WAIT) {
-            if let Err(e) = self.thaw_locked(agent, why, None) {
-                tracing::error!(error = %e.message(), "emergency thaw incomplete");
+        match lock_within(&self.op, EMERGENCY_WAIT) {
+            Some(_op) => {
+                if let Err(e) = self.thaw_locked(agent, why, None) {
+                    tracing::error!(error = %e.message(), "emergency thaw incomplete");
+                }
             }
-            return;
-        }
-        let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) else {
-            return;
-        };
-        let list = std::mem::take(&mut st.frozen);
-        drop(st);
-        let (left, err) = thaw_list(list);
-        if let Some(e) = err {
-            tracing::error!(error = %e.message(), still_frozen = left.len(), "emergency thaw incomplete");
-        }
-        if let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) {
-            st.frozen = left;
+            None => self.force_thaw(why),
         }
     }
 

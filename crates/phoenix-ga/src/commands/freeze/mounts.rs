@@ -100,10 +100,10 @@ fn skipped_device(source: &str, resolved: &str) -> bool {
 /// The default selection of `fs-freeze` (PROTOCOL.md): every mount whose source is a
 /// path, except network filesystems, loop and device-mapper sources, once per source
 /// device (the first mount of a device wins: bind mounts and btrfs subvolumes share
-/// one superblock, which takes one freeze). In mount order.
+/// one superblock, which takes one freeze). In freeze order (see [`freeze_order`]).
 pub fn select_all(mounts: &[Mount], resolve: impl Fn(&str) -> String) -> Vec<PathBuf> {
     let mut seen = HashSet::new();
-    mounts
+    let picked = mounts
         .iter()
         .filter(|m| m.source.starts_with('/'))
         .filter(|m| !NETWORK_FSTYPES.contains(&m.fstype.as_str()))
@@ -114,14 +114,26 @@ pub fn select_all(mounts: &[Mount], resolve: impl Fn(&str) -> String) -> Vec<Pat
             }
             Some(m.mountpoint.clone())
         })
-        .collect()
+        .collect();
+    freeze_order(picked)
+}
+
+/// Freezing goes from the last mount to the first, and thawing back from the first:
+/// a filesystem mounted later may depend on one mounted earlier for its own writes
+/// (an image file on a loop device, an NBD export's file), and its FIFREEZE, which
+/// writes its journal, would block for good if the one below were already frozen;
+/// likewise its FITHAW, if the one below were still frozen. Mount order is the only
+/// dependency order the table gives.
+fn freeze_order(mut in_mount_order: Vec<PathBuf>) -> Vec<PathBuf> {
+    in_mount_order.reverse();
+    in_mount_order
 }
 
 /// The selection for an explicit `mountpoints` list (already made absolute and
 /// canonical): each must be a mount point of the table, or `Err` names the first that
 /// is not. Any filesystem type and source is allowed (a loop mount may be named);
-/// mount points sharing a source device are frozen once. In mount order: a parent is
-/// frozen before what is mounted below it, whatever order the host listed them in.
+/// mount points sharing a source device are frozen once. In freeze order (see
+/// [`freeze_order`]), whatever order the host listed them in.
 pub fn select_named(
     mounts: &[Mount],
     requested: &[PathBuf],
@@ -139,11 +151,13 @@ pub fn select_named(
     }
     picked.sort_by_key(|&(i, _)| i);
     let mut seen = HashSet::new();
-    Ok(picked
-        .into_iter()
-        .filter(|(_, m)| !m.source.starts_with('/') || seen.insert(resolve(&m.source)))
-        .map(|(_, m)| m.mountpoint.clone())
-        .collect())
+    Ok(freeze_order(
+        picked
+            .into_iter()
+            .filter(|(_, m)| !m.source.starts_with('/') || seen.insert(resolve(&m.source)))
+            .map(|(_, m)| m.mountpoint.clone())
+            .collect(),
+    ))
 }
 
 /// Makes a requested mount point absolute and canonical, so `/mnt/x/` and a symlink
@@ -216,7 +230,7 @@ overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
         // /srv/bind: same device as /; /home2: same device as /home through a
         // by-label link; /data and /data2: device-mapper; /snap: loop; cifs and
         // smbfs: network; sysfs, tmpfs, overlay: source is not a path.
-        assert_eq!(got, paths(&["/", "/home", "/boot", "/mnt/with space"]));
+        assert_eq!(got, paths(&["/mnt/with space", "/boot", "/home", "/"]));
     }
 
     #[test]
@@ -248,7 +262,8 @@ overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
             links(),
         );
         // Loop and tmpfs are allowed when named; /srv/bind is / again, /home2 is /home.
-        assert_eq!(got.unwrap(), paths(&["/", "/run", "/home", "/snap/core/1"]));
+        // Last mounted first: /snap's image may live on /.
+        assert_eq!(got.unwrap(), paths(&["/snap/core/1", "/home", "/run", "/"]));
     }
 
     #[test]
@@ -261,8 +276,8 @@ overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
     #[test]
     fn tmpfs_instances_are_not_merged_by_source_name() {
         let m = parse(b"tmpfs /a tmpfs rw 0 0\ntmpfs /b tmpfs rw 0 0\n");
-        let got = select_named(&m, &paths(&["/b", "/a"]), |s| s.to_string());
-        assert_eq!(got.unwrap(), paths(&["/a", "/b"]));
+        let got = select_named(&m, &paths(&["/a", "/b"]), |s| s.to_string());
+        assert_eq!(got.unwrap(), paths(&["/b", "/a"]));
     }
 
     #[test]
@@ -271,6 +286,6 @@ overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
             b"/dev/vdb /mnt ext4 rw 0 0\n/dev/vdc /x ext4 rw 0 0\n/dev/vdd /mnt ext4 rw 0 0\n",
         );
         let got = select_named(&m, &paths(&["/x", "/mnt"]), |s| s.to_string());
-        assert_eq!(got.unwrap(), paths(&["/x", "/mnt"]));
+        assert_eq!(got.unwrap(), paths(&["/mnt", "/x"]));
     }
 }

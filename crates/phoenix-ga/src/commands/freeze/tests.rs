@@ -143,3 +143,20 @@ fn the_timer_never_thaws_a_later_freeze() {
     // Thawing again: nothing frozen, not an error.
     assert!(!agent.freeze.thaw(&agent, "test", None).unwrap());
 }
+
+#[test]
+fn a_thaw_never_waits_for_a_stuck_operation() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "600");
+    freeze(&agent, &fs);
+    {
+        let _stuck = agent.freeze.hold_op();
+        // fs-unfreeze (and the timer, and exit) thaw through the recorded descriptors.
+        assert!(agent.freeze.thaw(&agent, "test", None).unwrap());
+        assert!(!fs.is_frozen(), "not thawed under a stuck operation");
+    }
+    // Once the operation gives way, a thaw settles the state.
+    agent.freeze.thaw(&agent, "test", None).unwrap();
+    assert_thawed(&agent, &fs, state.path());
+}
