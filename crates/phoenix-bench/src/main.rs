@@ -8,6 +8,9 @@
 mod core;
 mod freeze;
 mod harness;
+mod network;
+mod soak;
+mod system;
 
 use std::path::PathBuf;
 
@@ -34,12 +37,21 @@ pub struct Opts {
     /// Seconds of each idle measurement (client connected, then none).
     #[arg(long, default_value_t = 60)]
     pub idle_secs: u64,
+    /// Requests of the soak section.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub soak_requests: usize,
 }
 
 /// A benchmark section: its name and what it runs.
 type Section = (&'static str, fn(&harness::Env, &mut Report));
 
-const SECTIONS: &[Section] = &[("core", core::run), ("freeze", freeze::run)];
+const SECTIONS: &[Section] = &[
+    ("core", core::run),
+    ("soak", soak::run),
+    ("system", system::run),
+    ("network", network::run),
+    ("freeze", freeze::run),
+];
 
 fn main() {
     let opts = Opts::parse();

@@ -28,6 +28,8 @@ pub struct Agent {
     exit_lock: Mutex<()>,
     /// Runs worker commands and bounds the work in flight.
     pub pool: Pool,
+    /// `sysinfo`'s statvfs calls that may still hang.
+    pub sysinfo: commands::sysinfo::State,
     /// What is frozen and how it gets thawed (fs-freeze and friends).
     pub freeze: commands::freeze::Freezer,
 }
@@ -68,6 +70,7 @@ impl Agent {
             pool,
             freeze: commands::freeze::Freezer::new(&config.state_dir, config.freeze_timeout),
             config,
+            sysinfo: Default::default(),
         })
     }
 

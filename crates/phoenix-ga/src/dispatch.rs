@@ -29,6 +29,14 @@ pub fn handle(agent: &Arc<Agent>, frame: Frame<'_>, sink: &Arc<dyn Sink>) {
             let err = Error::BadRequest(format!("request line longer than {limit} bytes"));
             respond(&**sink, &Tag::none(), Err(err));
         }
+        Frame::NoMemory { needed } => {
+            tracing::warn!(needed, "request line does not fit in memory, discarded");
+            let err = Error::errno(
+                nix::errno::Errno::ENOMEM,
+                format!("request line of {needed} bytes or more does not fit in memory"),
+            );
+            respond(&**sink, &Tag::none(), Err(err));
+        }
         Frame::Line(line) => handle_line(agent, line, sink),
     }
 }
@@ -59,7 +67,10 @@ fn handle_line(agent: &Arc<Agent>, line: &[u8], sink: &Arc<dyn Sink>) {
         }
         Run::Worker => {
             let tag = req.tag.into_owned();
-            let args: Option<Box<RawValue>> = req.arguments.map(ToOwned::to_owned);
+            let args = match req.arguments.map(copy_arguments).transpose() {
+                Ok(args) => args,
+                Err(e) => return respond(&**sink, &tag, Err(e)),
+            };
             let (agent2, sink) = (Arc::clone(agent), Arc::clone(sink));
             agent.pool.submit(line.len(), move || {
                 // Checked again: a freeze may have started while this job was queued.
@@ -69,6 +80,26 @@ fn handle_line(agent: &Arc<Agent>, line: &[u8], sink: &Arc<dyn Sink>) {
             });
         }
     }
+}
+
+/// The worker needs its own copy of the arguments (the line buffer is reused). Large
+/// arguments are copied fallibly, so a request that does not fit in memory twice gets
+/// an ENOMEM reply instead of aborting the agent.
+fn copy_arguments(raw: &RawValue) -> Result<Box<RawValue>, Error> {
+    const SMALL: usize = 1 << 20;
+    let text = raw.get();
+    if text.len() <= SMALL {
+        return Ok(raw.to_owned());
+    }
+    let mut owned = String::new();
+    owned.try_reserve_exact(text.len()).map_err(|_| {
+        Error::errno(
+            nix::errno::Errno::ENOMEM,
+            format!("arguments of {} bytes do not fit in memory", text.len()),
+        )
+    })?;
+    owned.push_str(text);
+    RawValue::from_string(owned).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// While frozen, only commands that cannot touch a disk run.

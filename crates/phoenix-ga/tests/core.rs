@@ -434,3 +434,49 @@ fn stale_socket_is_replaced_but_a_live_one_is_not() {
     child.wait().unwrap();
     assert!(ok, "agent did not take over the stale socket");
 }
+
+#[test]
+fn config_file_locks_the_agent_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("phoenix-ga.conf");
+    std::fs::write(
+        &conf,
+        "# provider policy\nblock-commands = agent-shutdown\n",
+    )
+    .unwrap();
+    let agent = TestAgent::unix(&["--config", conf.to_str().unwrap()]);
+    let mut c = agent.raw();
+    let r = c.request(json!({"execute": "agent-shutdown"}));
+    assert_eq!(err(&r).0, "command \"agent-shutdown\" has been disabled");
+    ping_ok(&mut c, "alive");
+    // A bad file stops the agent at start, naming the line.
+    std::fs::write(&conf, "block-comands = ping\n").unwrap();
+    let out = std::process::Command::new(common::AGENT)
+        .args(["-m", "unix-listen", "-p", "/nonexistent/x.sock", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":1: unknown setting \"block-comands\""));
+}
+
+#[test]
+fn a_request_too_big_for_memory_gets_enomem_and_the_agent_lives() {
+    // 256 MiB of address space; the line limit raised far above it.
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--as=268435456", "--"]);
+    let agent = TestAgent::unix_with(cmd, &["--max-line-bytes", "2000000000"]);
+    let mut c = agent.raw();
+    ping_ok(&mut c, "before");
+    c.send(b"{\"execute\":\"ping\",\"tag\":\"");
+    let chunk = vec![b'm'; 1 << 20];
+    for _ in 0..400 {
+        c.send(&chunk);
+    }
+    c.send(b"\"}\n");
+    let r = c.recv();
+    let (msg, code) = err(&r);
+    assert_eq!(code, 12, "{msg}");
+    assert!(msg.contains("does not fit in memory"), "{msg}");
+    ping_ok(&mut c, "after");
+}

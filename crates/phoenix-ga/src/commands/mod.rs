@@ -13,6 +13,8 @@ use crate::error::Error;
 
 pub mod core;
 pub mod freeze;
+pub mod net;
+pub mod sysinfo;
 
 /// What a handler returns: the JSON of the `return` value, or an error.
 pub type Outcome = Result<Box<RawValue>, Error>;
@@ -45,7 +47,14 @@ pub struct Command {
 
 /// Every command family's table, in the order `get-commands` lists them.
 pub fn all() -> impl Iterator<Item = &'static Command> {
-    [core::COMMANDS, freeze::COMMANDS].into_iter().flatten()
+    [
+        core::COMMANDS,
+        sysinfo::COMMANDS,
+        net::COMMANDS,
+        freeze::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The raw `arguments` of a request, decoded on demand into a command's own struct.

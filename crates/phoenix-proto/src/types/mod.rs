@@ -5,3 +5,5 @@
 //! documents a default for.
 
 pub mod freeze;
+pub mod net;
+pub mod system;
