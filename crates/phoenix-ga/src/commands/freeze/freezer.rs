@@ -11,14 +11,20 @@
 //!   opens and writes nothing on a frozen filesystem. Log lines are held in memory
 //!   (`Agent::set_frozen`) and the frozen gate keeps disk-bound commands out.
 //!
+//! - A filesystem may write through another (an image on a loop device): freezing the
+//!   lower one first can leave the upper one's FIFREEZE or FITHAW blocked for good.
+//!   Targets therefore come last-mounted first (see `mounts`), and thaw in reverse.
+//!
 //! Ways out, so a guest is never left frozen: `fs-unfreeze`; the auto-thaw timer
-//! (`--freeze-timeout`); the exit hook (SIGTERM, SIGINT, agent-shutdown); the panic
-//! hook; a failed freeze rolls itself back (also when it panics); and the marker file
-//! lets a restarted agent thaw what a killed one froze.
+//! (`--freeze-timeout`); the exit path (SIGTERM, SIGINT, agent-shutdown: `Agent::exit`
+//! thaws before anything else); the panic hook; a failed freeze rolls itself back
+//! (also when it panics); and the marker file lets a restarted agent thaw what a
+//! killed one froze.
 //!
 //! Two locks: `op` serialises freeze and thaw operations (held across the ioctls);
 //! `state` guards the bookkeeping and is only ever held for a few instructions, so
-//! `get-freeze-status` and the emergency paths never wait behind a slow sync.
+//! `get-freeze-status` never waits behind a slow sync, and a thaw that cannot get
+//! `op` soon (a FIFREEZE stuck in the kernel) thaws through the recorded descriptors.
 
 use std::collections::HashSet;
 use std::fs::File;
