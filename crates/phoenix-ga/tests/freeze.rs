@@ -392,18 +392,20 @@ fn the_auto_thaw_fires() {
 }
 
 #[test]
-fn sigterm_while_frozen_thaws() {
+fn sigterm_and_sigint_while_frozen_thaw() {
     let fs = LoopFs::new();
-    let state = tempfile::tempdir().unwrap();
-    let mut agent = agent_with(state.path(), &[]);
-    let mut c = agent.raw();
-    assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
-    let mut w = Writer::start(&fs, "term");
-    w.assert_blocked();
-    kill(Pid::from_raw(agent.pid() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(agent.wait_exit(WAIT), Some(0));
-    w.assert_completes();
-    assert!(!state.path().join("frozen").exists());
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let state = tempfile::tempdir().unwrap();
+        let mut agent = agent_with(state.path(), &[]);
+        let mut c = agent.raw();
+        assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
+        let mut w = Writer::start(&fs, sig.as_str());
+        w.assert_blocked();
+        kill(Pid::from_raw(agent.pid() as i32), sig).unwrap();
+        assert_eq!(agent.wait_exit(WAIT), Some(0));
+        w.assert_completes();
+        assert!(!state.path().join("frozen").exists());
+    }
 }
 
 #[test]
