@@ -27,7 +27,6 @@
 //! `op` soon (a FIFREEZE stuck in the kernel) thaws through the recorded descriptors.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
@@ -35,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::ioctl::{fifreeze, fithaw, open_dir};
+use super::ioctl::{fifreeze, open_dir, thaw_list, Frozen};
 use super::marker;
 use crate::agent::Agent;
 use crate::error::{Context, Error};
@@ -45,16 +44,6 @@ const THAW_WAIT: Duration = Duration::from_millis(500);
 
 /// How long the exit and panic paths wait for a freeze or thaw in progress.
 const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
-
-/// One frozen filesystem.
-#[derive(Debug)]
-struct Frozen {
-    mountpoint: PathBuf,
-    /// The descriptor it was frozen through; `None` for filesystems recovered from
-    /// the marker of a previous agent (opened at thaw time: opening a directory does
-    /// not block on a frozen filesystem).
-    dir: Option<File>,
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -129,50 +118,6 @@ impl Drop for Txn<'_> {
             tracing::info!(filesystems = n, "fs-freeze rolled back");
         }
         self.freezer.settle(self.agent, left);
-    }
-}
-
-/// Thaws in reverse order; returns what stayed frozen (in freeze order) and the first
-/// error.
-fn thaw_list(list: Vec<Frozen>) -> (Vec<Frozen>, Option<Error>) {
-    let mut left = Vec::new();
-    let mut first = None;
-    for f in list.into_iter().rev() {
-        if let Err(e) = thaw_one(&f) {
-            tracing::error!(error = %e.message(), "thaw failed");
-            first.get_or_insert(e);
-            left.push(f);
-        }
-    }
-    left.reverse();
-    (left, first)
-}
-
-fn thaw_one(f: &Frozen) -> Result<(), Error> {
-    let opened;
-    let dir = match &f.dir {
-        Some(d) => d,
-        None => match open_dir(&f.mountpoint) {
-            Ok(d) => {
-                opened = d;
-                &opened
-            }
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(nix::libc::ENOENT | nix::libc::ENOTDIR)
-                ) =>
-            {
-                tracing::warn!(mountpoint = %f.mountpoint.display(), "gone; nothing to thaw");
-                return Ok(());
-            }
-            Err(e) => return Err(Error::os(format!("thaw {}", f.mountpoint.display()), e)),
-        },
-    };
-    match fithaw(dir) {
-        // EINVAL: not frozen (thawed by someone else, or never frozen): the goal holds.
-        Ok(()) | Err(Errno::EINVAL) => Ok(()),
-        Err(e) => Err(e).context(|| format!("thaw {}", f.mountpoint.display())),
     }
 }
 
