@@ -80,6 +80,23 @@ impl Env {
             .args(extra);
         Peer::start(Kind::QemuGa, cmd, dir, sock)
     }
+
+    /// Starts qemu-ga with only the freeze-everything command blocked, for the freeze
+    /// section, which sends `guest-fsfreeze-freeze-list` with a non-empty list of its
+    /// own loop mounts (an empty or absent list would freeze everything).
+    pub fn start_qemu_ga_freeze_list(&self) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("qga.sock");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state dir");
+        let mut cmd = Command::new(&self.qemu_ga);
+        cmd.args(["-m", "unix-listen", "-p"])
+            .arg(&sock)
+            .arg("-t")
+            .arg(&state)
+            .args(["-b", "guest-fsfreeze-freeze"]);
+        Peer::start(Kind::QemuGa, cmd, dir, sock)
+    }
 }
 
 /// Which agent a peer is.

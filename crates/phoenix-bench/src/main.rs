@@ -6,6 +6,7 @@
 //! qemu-guest-agent package.
 
 mod core;
+mod freeze;
 mod guest;
 mod harness;
 mod network;
@@ -54,6 +55,7 @@ const SECTIONS: &[Section] = &[
     ("soak", soak::run),
     ("system", system::run),
     ("network", network::run),
+    ("freeze", freeze::run),
     ("guest", guest::run),
 ];
 

@@ -12,6 +12,7 @@ use crate::agent::Agent;
 use crate::error::Error;
 
 pub mod core;
+pub mod freeze;
 pub mod net;
 pub mod sysinfo;
 
@@ -46,9 +47,14 @@ pub struct Command {
 
 /// Every command family's table, in the order `get-commands` lists them.
 pub fn all() -> impl Iterator<Item = &'static Command> {
-    [core::COMMANDS, sysinfo::COMMANDS, net::COMMANDS]
-        .into_iter()
-        .flatten()
+    [
+        core::COMMANDS,
+        sysinfo::COMMANDS,
+        net::COMMANDS,
+        freeze::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The raw `arguments` of a request, decoded on demand into a command's own struct.
