@@ -12,6 +12,9 @@ use crate::error::Error;
 
 pub mod core;
 pub mod files;
+pub mod freeze;
+pub mod net;
+pub mod sysinfo;
 
 /// What a handler returns: the JSON of the `return` value, or an error.
 pub type Outcome = Result<Box<RawValue>, Error>;
@@ -44,7 +47,15 @@ pub struct Command {
 
 /// Every command family's table, in the order `get-commands` lists them.
 pub fn all() -> impl Iterator<Item = &'static Command> {
-    [core::COMMANDS, files::COMMANDS].into_iter().flatten()
+    [
+        core::COMMANDS,
+        files::COMMANDS,
+        sysinfo::COMMANDS,
+        net::COMMANDS,
+        freeze::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The raw `arguments` of a request, decoded on demand into a command's own struct.

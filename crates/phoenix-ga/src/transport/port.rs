@@ -25,14 +25,12 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::termios;
 use phoenix_proto::LineFramer;
 
-use super::spin::Spinner;
 use super::{pump, READ_BUF};
 use crate::agent::Agent;
 use crate::dispatch::Sink;
@@ -64,16 +62,8 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; READ_BUF];
     let mut connected = true;
     let mut reader = &port;
-    let mut spinner = Spinner::new();
     loop {
-        // The port is non-blocking: a read either returns input or WouldBlock.
-        let got = spinner
-            .spin(|| match reader.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                other => Some(other),
-            })
-            .unwrap_or_else(|| reader.read(&mut buf));
-        match got {
+        match reader.read(&mut buf) {
             Ok(0) => host_gone(&mut connected, &mut framer, &readable)?,
             Ok(n) => {
                 if !connected {
@@ -82,11 +72,7 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
                 }
                 pump(agent, &mut framer, &buf[..n], &sink);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let slept = Instant::now();
-                wait(&readable, EpollTimeout::NONE)?;
-                spinner.slept(slept.elapsed());
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&readable, EpollTimeout::NONE)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A pty whose master is closed reads EIO: the host is gone.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {

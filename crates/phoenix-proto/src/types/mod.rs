@@ -4,3 +4,7 @@
 //! unknown fields (old hosts send some) and default only what the command reference
 //! documents a default for.
 pub mod files;
+
+pub mod freeze;
+pub mod net;
+pub mod system;
