@@ -8,7 +8,7 @@ use base64::Engine as _;
 use phoenix_e2e::SCRATCH;
 use serde_json::{json, Value};
 
-use crate::{call, call_err, family_guest};
+use crate::{call, call_err, guest};
 
 /// `n` pseudo-random bytes (xorshift; incompressible enough to catch any mix-up).
 fn pseudo_random(n: usize) -> Vec<u8> {
@@ -44,7 +44,7 @@ fn b64(data: &[u8]) -> String {
 
 #[test]
 fn ten_mib_written_and_read_back() {
-    let Some(g) = family_guest("files") else {
+    let Some(g) = guest() else {
         return;
     };
     let c = g.client();
@@ -103,7 +103,7 @@ fn ten_mib_written_and_read_back() {
 
 #[test]
 fn directories_and_stat_match_the_guest() {
-    let Some(g) = family_guest("files") else {
+    let Some(g) = guest() else {
         return;
     };
     let c = g.client();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use phoenix_e2e::{Guest, GuestOpts, SCRATCH};
 use serde_json::json;
 
-use crate::{call, family_guest, merged, Thaw};
+use crate::{call, guest, Thaw};
 
 /// How long a writer is given to (wrongly) get through a frozen disk.
 const BLOCKED: Duration = Duration::from_millis(700);
@@ -22,7 +22,7 @@ fn scratch_is_frozen(g: &Guest) -> bool {
 
 #[test]
 fn default_freeze_blocks_writers_until_unfreeze() {
-    let Some(g) = family_guest("freeze") else {
+    let Some(g) = guest() else {
         return;
     };
     let c = g.client();
@@ -58,7 +58,7 @@ fn default_freeze_blocks_writers_until_unfreeze() {
 
 #[test]
 fn agent_shutdown_while_frozen_thaws_first() {
-    let Some(g) = family_guest("freeze") else {
+    let Some(g) = guest() else {
         return;
     };
     let exits = g.agent_exits().len();
@@ -89,7 +89,7 @@ fn agent_shutdown_while_frozen_thaws_first() {
 /// `--freeze-timeout 2`: the guest thaws itself and the blocked writer completes.
 #[test]
 fn auto_thaw_after_the_timeout() {
-    if phoenix_e2e::skip() || !merged("freeze") {
+    if phoenix_e2e::skip() {
         return;
     }
     let mut opts = GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"));

@@ -22,11 +22,6 @@ use phoenix_client::{AgentError, Client, ClientError};
 use phoenix_e2e::{Guest, GuestOpts};
 use serde_json::Value;
 
-/// Command families whose commands this build has: their e2e tests run (and must pass).
-/// A family is added here when its branch is merged; until then its tests return early,
-/// saying so on stderr.
-const MERGED: &[&str] = &["network", "sysinfo", "freeze"];
-
 /// The guest shared by this binary's tests, or `None` when e2e tests are skipped.
 fn guest() -> Option<MutexGuard<'static, Guest>> {
     if phoenix_e2e::skip() {
@@ -35,23 +30,6 @@ fn guest() -> Option<MutexGuard<'static, Guest>> {
     Some(phoenix_e2e::shared(|| {
         GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"))
     }))
-}
-
-/// Like [`guest`], for the tests of a command family listed in [`MERGED`].
-fn family_guest(family: &str) -> Option<MutexGuard<'static, Guest>> {
-    if !merged(family) {
-        return None;
-    }
-    guest()
-}
-
-/// Whether `family`'s tests run (see [`MERGED`]); says so when they do not.
-fn merged(family: &str) -> bool {
-    let merged = MERGED.contains(&family);
-    if !merged {
-        eprintln!("the {family} family is not in MERGED (tests/e2e/main.rs): test skipped");
-    }
-    merged
 }
 
 /// Calls `name` and returns its return value; panics with the decoded agent error.

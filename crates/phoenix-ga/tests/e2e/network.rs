@@ -4,7 +4,7 @@
 use phoenix_e2e::{Guest, NIC};
 use serde_json::{json, Value};
 
-use crate::{call, family_guest};
+use crate::{call, guest};
 
 /// Restores eth0 as /init configured it (up, with its default route), whatever happened.
 struct Restore<'a>(&'a Guest);
@@ -47,7 +47,7 @@ fn link_up(g: &Guest) -> bool {
 
 #[test]
 fn netifaces_show_eth0_and_lo() {
-    let Some(g) = family_guest("network") else {
+    let Some(g) = guest() else {
         return;
     };
     let c = g.client();
@@ -71,7 +71,7 @@ fn netifaces_show_eth0_and_lo() {
 
 #[test]
 fn address_link_and_route_changes_show_in_the_guest() {
-    let Some(g) = family_guest("network") else {
+    let Some(g) = guest() else {
         return;
     };
     let _restore = Restore(&g);

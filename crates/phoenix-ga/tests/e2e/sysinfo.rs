@@ -4,11 +4,11 @@
 use phoenix_e2e::SCRATCH;
 use serde_json::{json, Value};
 
-use crate::{call, family_guest};
+use crate::{call, guest};
 
 #[test]
 fn sysinfo_shows_the_guest() {
-    let Some(g) = family_guest("sysinfo") else {
+    let Some(g) = guest() else {
         return;
     };
     let c = g.client();
