@@ -87,20 +87,28 @@ pub enum Line {
 }
 
 /// Reads reply lines; keeps a partial line across timeouts.
+///
+/// `buf` is always initialised up to its length; `start..end` holds unread bytes, so
+/// no read zeroes memory again (a 4 MiB-chunk download reads many MiB per call).
 #[derive(Debug)]
 pub struct LineReader {
     stream: Stream,
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
+
+/// Free space kept ahead of a read.
+const MIN_FREE: usize = 64 << 10;
 
 impl LineReader {
     /// Reads from `stream`.
     pub fn new(stream: Stream) -> Self {
         Self {
             stream,
-            buf: Vec::with_capacity(64 << 10),
+            buf: vec![0; READ_CHUNK],
             start: 0,
+            end: 0,
         }
     }
 
@@ -108,53 +116,62 @@ impl LineReader {
     pub fn read_line(&mut self, deadline: Option<Instant>) -> io::Result<Line> {
         let mut scanned = self.start;
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[scanned..]) {
-                let end = scanned + i;
-                let mut line = self.buf[self.start..end].to_vec();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.start = end + 1;
-                if self.start == self.buf.len() {
-                    self.buf.clear();
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[scanned..self.end]) {
+                let nl = scanned + i;
+                let body = &self.buf[self.start..nl];
+                let line = body.strip_suffix(b"\r").unwrap_or(body).to_vec();
+                self.start = nl + 1;
+                if self.start == self.end {
                     self.start = 0;
-                    if self.buf.capacity() > 1 << 20 {
-                        self.buf.shrink_to(64 << 10);
+                    self.end = 0;
+                    if self.buf.len() > 4 * READ_CHUNK {
+                        self.buf.truncate(READ_CHUNK);
+                        self.buf.shrink_to_fit();
                     }
                 }
                 return Ok(Line::Complete(line));
             }
-            scanned = self.buf.len();
-            if self.start > 0 && self.start == self.buf.len() {
-                self.buf.clear();
-                self.start = 0;
-                scanned = 0;
-            }
-            let len = self.buf.len();
-            self.buf.resize(len + READ_CHUNK, 0);
-            let got = match self.spin_read(len) {
+            scanned = self.end;
+            self.make_room(&mut scanned);
+            let at = self.end;
+            let got = match self.spin_read(at) {
                 Some(got) => got,
                 None => {
                     if !self.wait_readable(deadline)? {
-                        self.buf.truncate(len);
                         return Ok(Line::Timeout);
                     }
-                    self.stream.read(&mut self.buf[len..])
+                    self.stream.read(&mut self.buf[at..])
                 }
             };
             match got {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    return Ok(Line::Closed);
-                }
-                Ok(n) => self.buf.truncate(len + n),
-                Err(e) => {
-                    self.buf.truncate(len);
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
+                Ok(0) => return Ok(Line::Closed),
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Ensures [`MIN_FREE`] bytes after `end`: moves unread bytes to the front, then
+    /// grows the buffer (doubling) if that is not enough.
+    fn make_room(&mut self, scanned: &mut usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            *scanned = 0;
+        }
+        if self.buf.len() - self.end >= MIN_FREE {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            *scanned -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < MIN_FREE {
+            let grown = (self.buf.len() * 2).max(self.end + READ_CHUNK);
+            self.buf.resize(grown, 0);
         }
     }
 

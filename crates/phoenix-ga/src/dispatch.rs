@@ -79,11 +79,17 @@ fn handle_line(agent: &Arc<Agent>, line: &[u8], sink: &Arc<dyn Sink>) {
                 Err(e) => return respond(&**sink, &tag, Err(e)),
             };
             let (agent2, sink) = (Arc::clone(agent), Arc::clone(sink));
-            agent.pool.submit(line.len(), move || {
+            let request_bytes = line.len();
+            agent.pool.submit(request_bytes, move || {
                 // Checked again: a freeze may have started while this job was queued.
                 let out =
                     frozen_gate(&agent2, cmd).and_then(|()| execute(&agent2, cmd, args.as_deref()));
+                let large_reply = out.as_ref().is_ok_and(|v| v.get().len() > LARGE_REPLY);
+                drop(args);
                 respond(&*sink, &tag, out);
+                if large_reply || request_bytes > LARGE_REPLY {
+                    agent2.pool.note_large();
+                }
             });
         }
     }

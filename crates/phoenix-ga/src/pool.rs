@@ -8,6 +8,7 @@
 //! sleeps on a condition variable and costs no CPU.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -34,6 +35,8 @@ struct Inner {
     room: Condvar,
     max_workers: usize,
     max_in_flight: usize,
+    /// A large request or reply went through since the heap was last trimmed.
+    large: AtomicBool,
 }
 
 #[derive(Default)]
@@ -61,6 +64,7 @@ impl Pool {
                 room: Condvar::new(),
                 max_workers,
                 max_in_flight: max_in_flight.max(1),
+                large: AtomicBool::new(false),
             }),
         }
     }
@@ -98,6 +102,12 @@ impl Pool {
         } else {
             inner.work.notify_one();
         }
+    }
+
+    /// Notes that a large request or reply (a transfer chunk) was handled, so the heap
+    /// is trimmed when the pool next goes idle.
+    pub fn note_large(&self) {
+        self.inner.large.store(true, Ordering::Relaxed);
     }
 
     /// Waits until no job is queued or running, at most `timeout`; true if idle.
@@ -149,7 +159,22 @@ fn run_job(inner: &Inner, job: Job, bytes: usize) {
     let mut st = inner.lock();
     st.in_flight -= 1;
     st.bytes -= bytes;
+    let idle = st.in_flight == 0;
     inner.room.notify_all();
+    drop(st);
+    if idle && inner.large.swap(false, Ordering::Relaxed) {
+        trim();
+    }
+}
+
+/// Gives the heap's free memory back to the kernel once a burst of large transfers is
+/// over, so the agent's RSS returns near its start-up size.
+fn trim() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]
