@@ -10,9 +10,11 @@
 //! # Ok::<(), phoenix_client::ClientError>(())
 //! ```
 
+pub mod api;
 mod conn;
 mod error;
 mod stream;
 
+pub use api::AgentInfo;
 pub use conn::{Client, Options};
 pub use error::{AgentError, ClientError};
