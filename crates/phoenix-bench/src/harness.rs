@@ -22,6 +22,8 @@ pub struct Env {
     pub pings: usize,
     /// Seconds per idle measurement.
     pub idle_secs: u64,
+    /// Requests of the soak.
+    pub soak_requests: usize,
 }
 
 impl Env {
@@ -46,6 +48,7 @@ impl Env {
             qemu_ga: opts.qemu_ga.clone(),
             pings: opts.pings,
             idle_secs: opts.idle_secs,
+            soak_requests: opts.soak_requests,
         }
     }
 

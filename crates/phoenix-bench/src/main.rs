@@ -7,6 +7,7 @@
 
 mod core;
 mod harness;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -33,12 +34,15 @@ pub struct Opts {
     /// Seconds of each idle measurement (client connected, then none).
     #[arg(long, default_value_t = 60)]
     pub idle_secs: u64,
+    /// Requests of the soak section.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub soak_requests: usize,
 }
 
 /// A benchmark section: its name and what it runs.
 type Section = (&'static str, fn(&harness::Env, &mut Report));
 
-const SECTIONS: &[Section] = &[("core", core::run)];
+const SECTIONS: &[Section] = &[("core", core::run), ("soak", soak::run)];
 
 fn main() {
     let opts = Opts::parse();

@@ -31,7 +31,12 @@ impl Method {
 
 /// Phoenix guest agent: answers the host's JSON commands.
 #[derive(Debug, Parser)]
-#[command(name = "phoenix-ga", version, disable_version_flag = true)]
+#[command(
+    name = "phoenix-ga",
+    version,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// Transport to the host.
     #[arg(
@@ -88,6 +93,11 @@ pub struct Cli {
     /// Also log to this file (held in memory while filesystems are frozen).
     #[arg(long = "log-file")]
     pub log_file: Option<PathBuf>,
+
+    /// Configuration file of `key = value` lines named like these flags (default
+    /// /etc/phoenix-ga.conf, read when present); flags on the command line win.
+    #[arg(long = "config")]
+    pub config: Option<PathBuf>,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -112,6 +122,7 @@ const GO_STYLE: &[&str] = &[
     "max-handles",
     "freeze-timeout",
     "log-file",
+    "config",
 ];
 
 /// Rewrites Go-style `-debug` / `-path=X` into `--debug` / `--path=X`.

@@ -6,6 +6,7 @@
 
 mod agent;
 mod commands;
+mod conffile;
 mod config;
 mod dispatch;
 mod error;
@@ -24,7 +25,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
     tune_malloc();
-    let cli = config::Cli::parse_from(config::normalize_args(std::env::args()));
+    let args = match conffile::args(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("phoenix-ga: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = config::Cli::parse_from(args);
     if let Err(e) = logging::init(cli.debug, cli.log_file.as_deref()) {
         eprintln!("phoenix-ga: {e}");
         return ExitCode::from(1);

@@ -434,3 +434,28 @@ fn stale_socket_is_replaced_but_a_live_one_is_not() {
     child.wait().unwrap();
     assert!(ok, "agent did not take over the stale socket");
 }
+
+#[test]
+fn config_file_locks_the_agent_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("phoenix-ga.conf");
+    std::fs::write(
+        &conf,
+        "# provider policy\nblock-commands = agent-shutdown\n",
+    )
+    .unwrap();
+    let agent = TestAgent::unix(&["--config", conf.to_str().unwrap()]);
+    let mut c = agent.raw();
+    let r = c.request(json!({"execute": "agent-shutdown"}));
+    assert_eq!(err(&r).0, "command \"agent-shutdown\" has been disabled");
+    ping_ok(&mut c, "alive");
+    // A bad file stops the agent at start, naming the line.
+    std::fs::write(&conf, "block-comands = ping\n").unwrap();
+    let out = std::process::Command::new(common::AGENT)
+        .args(["-m", "unix-listen", "-p", "/nonexistent/x.sock", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":1: unknown setting \"block-comands\""));
+}
