@@ -21,6 +21,7 @@ fn frames(chunks: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
                 assert_eq!(limit, LIMIT);
                 out.push(None)
             }
+            Frame::NoMemory { .. } => unreachable!("256-byte lines always fit"),
         });
     }
     out

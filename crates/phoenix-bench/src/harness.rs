@@ -24,6 +24,8 @@ pub struct Env {
     pub idle_secs: u64,
     /// Requests of the soak.
     pub soak_requests: usize,
+    /// MiB per direction in the guest section.
+    pub guest_mib: usize,
 }
 
 impl Env {
@@ -49,6 +51,7 @@ impl Env {
             pings: opts.pings,
             idle_secs: opts.idle_secs,
             soak_requests: opts.soak_requests,
+            guest_mib: opts.guest_mib,
         }
     }
 
@@ -75,6 +78,23 @@ impl Env {
             // Never let the peer freeze this machine's filesystems.
             .args(["-b", "guest-fsfreeze-freeze,guest-fsfreeze-freeze-list"])
             .args(extra);
+        Peer::start(Kind::QemuGa, cmd, dir, sock)
+    }
+
+    /// Starts qemu-ga with only the freeze-everything command blocked, for the freeze
+    /// section, which sends `guest-fsfreeze-freeze-list` with a non-empty list of its
+    /// own loop mounts (an empty or absent list would freeze everything).
+    pub fn start_qemu_ga_freeze_list(&self) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("qga.sock");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state dir");
+        let mut cmd = Command::new(&self.qemu_ga);
+        cmd.args(["-m", "unix-listen", "-p"])
+            .arg(&sock)
+            .arg("-t")
+            .arg(&state)
+            .args(["-b", "guest-fsfreeze-freeze"]);
         Peer::start(Kind::QemuGa, cmd, dir, sock)
     }
 }

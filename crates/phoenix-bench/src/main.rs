@@ -6,8 +6,13 @@
 //! qemu-guest-agent package.
 
 mod core;
+mod files;
+mod freeze;
+mod guest;
 mod harness;
+mod network;
 mod soak;
+mod system;
 
 use std::path::PathBuf;
 
@@ -34,6 +39,10 @@ pub struct Opts {
     /// Seconds of each idle measurement (client connected, then none).
     #[arg(long, default_value_t = 60)]
     pub idle_secs: u64,
+    /// MiB moved per direction in the guest section (raw port and 4 MiB-chunk files;
+    /// 4 KiB-chunk files move at most 8 MiB).
+    #[arg(long, default_value_t = 64)]
+    pub guest_mib: usize,
     /// Requests of the soak section.
     #[arg(long, default_value_t = 1_000_000)]
     pub soak_requests: usize,
@@ -42,7 +51,15 @@ pub struct Opts {
 /// A benchmark section: its name and what it runs.
 type Section = (&'static str, fn(&harness::Env, &mut Report));
 
-const SECTIONS: &[Section] = &[("core", core::run), ("soak", soak::run)];
+const SECTIONS: &[Section] = &[
+    ("core", core::run),
+    ("soak", soak::run),
+    ("files", files::run),
+    ("system", system::run),
+    ("network", network::run),
+    ("freeze", freeze::run),
+    ("guest", guest::run),
+];
 
 fn main() {
     let opts = Opts::parse();

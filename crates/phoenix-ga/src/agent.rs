@@ -28,6 +28,12 @@ pub struct Agent {
     exit_lock: Mutex<()>,
     /// Runs worker commands and bounds the work in flight.
     pub pool: Pool,
+    /// Open file handles of `file-open`.
+    pub files: commands::files::Handles,
+    /// `sysinfo`'s statvfs calls that may still hang.
+    pub sysinfo: commands::sysinfo::State,
+    /// What is frozen and how it gets thawed (fs-freeze and friends).
+    pub freeze: commands::freeze::Freezer,
 }
 
 impl Agent {
@@ -64,7 +70,10 @@ impl Agent {
             cleanups: Mutex::new(Vec::new()),
             exit_lock: Mutex::new(()),
             pool,
+            files: commands::files::Handles::new(config.max_handles),
+            freeze: commands::freeze::Freezer::new(&config.state_dir, config.freeze_timeout),
             config,
+            sysinfo: Default::default(),
         })
     }
 
@@ -119,6 +128,9 @@ impl Agent {
     pub fn exit(&self, code: i32) -> ! {
         let _only_one = self.exit_lock.lock().unwrap_or_else(|p| p.into_inner());
         tracing::info!(code, "agent exiting");
+        // Thaw before any hook: a hook may touch a disk the freeze covers (removing a
+        // socket file there would hang the agent for good, with the guest frozen).
+        self.freeze.emergency_thaw(self, "agent exit", true);
         let hooks = std::mem::take(&mut *self.cleanups.lock().unwrap_or_else(|p| p.into_inner()));
         for hook in hooks.into_iter().rev() {
             hook();

@@ -90,6 +90,11 @@ pub struct Cli {
     #[arg(long = "freeze-timeout", default_value_t = 600)]
     pub freeze_timeout: u64,
 
+    /// Directory of the agent's runtime state (the freeze marker); a tmpfs, never a
+    /// filesystem fs-freeze may freeze.
+    #[arg(long = "state-dir", default_value = "/run/phoenix-ga")]
+    pub state_dir: PathBuf,
+
     /// Also log to this file (held in memory while filesystems are frozen).
     #[arg(long = "log-file")]
     pub log_file: Option<PathBuf>,
@@ -123,6 +128,7 @@ const GO_STYLE: &[&str] = &[
     "freeze-timeout",
     "log-file",
     "config",
+    "state-dir",
 ];
 
 /// Rewrites Go-style `-debug` / `-path=X` into `--debug` / `--path=X`.

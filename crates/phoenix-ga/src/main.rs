@@ -51,6 +51,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = commands::freeze::install(&agent) {
+        tracing::error!(error = %e, "cannot start the freeze timer");
+        return ExitCode::from(1);
+    }
     if let Err(e) = signals::spawn(Arc::clone(&agent), signals) {
         tracing::error!(error = %e, "cannot start the signal thread");
         return ExitCode::from(1);

@@ -120,6 +120,7 @@ impl Pool {
     }
 
     /// Number of worker threads started so far.
+    #[cfg(test)]
     pub fn workers(&self) -> usize {
         self.inner.lock().workers
     }

@@ -459,3 +459,24 @@ fn config_file_locks_the_agent_down() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(":1: unknown setting \"block-comands\""));
 }
+
+#[test]
+fn a_request_too_big_for_memory_gets_enomem_and_the_agent_lives() {
+    // 256 MiB of address space; the line limit raised far above it.
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--as=268435456", "--"]);
+    let agent = TestAgent::unix_with(cmd, &["--max-line-bytes", "2000000000"]);
+    let mut c = agent.raw();
+    ping_ok(&mut c, "before");
+    c.send(b"{\"execute\":\"ping\",\"tag\":\"");
+    let chunk = vec![b'm'; 1 << 20];
+    for _ in 0..400 {
+        c.send(&chunk);
+    }
+    c.send(b"\"}\n");
+    let r = c.recv();
+    let (msg, code) = err(&r);
+    assert_eq!(code, 12, "{msg}");
+    assert!(msg.contains("does not fit in memory"), "{msg}");
+    ping_ok(&mut c, "after");
+}

@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use common::{cpu_ticks, err, AGENT};
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -136,6 +137,23 @@ fn envelope_rules(method: &str) {
     let name = "q".repeat(100_000);
     let r = h.request(json!({"execute": name, "tag": "big"}));
     assert_eq!(err(&r).0, format!("unknown command \"{name}\""));
+    // A large return value, written from where it lies in parts (a file-read chunk).
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &data).unwrap();
+    let open = json!({"execute": "file-open", "arguments": {"path": file.path()}, "tag": "o"});
+    let handle = h.request(open)["return"].clone();
+    let read = json!({"execute": "file-read", "tag": "r",
+                      "arguments": {"handle_id": handle, "count": 1_000_000}});
+    let r = h.request(read);
+    assert_eq!(
+        (&r["tag"], &r["return"]["eof"]),
+        (&json!("r"), &json!(true))
+    );
+    let back = base64::engine::general_purpose::STANDARD
+        .decode(r["return"]["bufb64"].as_str().unwrap())
+        .unwrap();
+    assert!(back == data, "large reply corrupted on the port");
     // 0xFF resync.
     h.send(b"{\"execute\":\"pi\xff{\"execute\":\"ping\",\"tag\":\"ff\"}\n");
     assert_eq!(h.recv()["tag"], "ff");

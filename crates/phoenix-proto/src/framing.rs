@@ -20,6 +20,11 @@ pub enum Frame<'a> {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// A line within the limit did not fit in memory; it is being discarded.
+    NoMemory {
+        /// Bytes the partial line would have needed.
+        needed: usize,
+    },
 }
 
 /// Incremental line splitter. Feed it whatever `read()` returned.
@@ -67,6 +72,11 @@ impl LineFramer {
                 if self.partial.len() + data.len() > self.max {
                     self.overflow(&mut on_frame);
                     self.discarding = true;
+                } else if self.partial.try_reserve(data.len()).is_err() {
+                    let needed = self.partial.len() + data.len();
+                    self.reset();
+                    self.discarding = true;
+                    on_frame(Frame::NoMemory { needed });
                 } else {
                     self.partial.extend_from_slice(data);
                 }
@@ -75,6 +85,11 @@ impl LineFramer {
             let (chunk, delim) = (&data[..i], data[i]);
             data = &data[i + 1..];
             if delim == RESYNC_BYTE {
+                // An over-long line is reported whether it ends in LF or is cut by
+                // 0xFF, and whatever the read sizes were.
+                if !self.discarding && self.partial.len() + chunk.len() > self.max {
+                    self.overflow(&mut on_frame);
+                }
                 self.partial.clear();
                 self.discarding = false;
                 continue;
@@ -91,6 +106,12 @@ impl LineFramer {
             if self.partial.is_empty() {
                 emit_line(chunk, &mut on_frame);
             } else {
+                if self.partial.try_reserve(chunk.len()).is_err() {
+                    let needed = self.partial.len() + chunk.len();
+                    self.reset();
+                    on_frame(Frame::NoMemory { needed });
+                    continue;
+                }
                 self.partial.extend_from_slice(chunk);
                 emit_line(&self.partial, &mut on_frame);
                 self.partial.clear();
@@ -132,7 +153,7 @@ mod tests {
             f.push(c, |fr| {
                 out.push(match fr {
                     Frame::Line(l) => Out::L(String::from_utf8_lossy(l).into_owned()),
-                    Frame::TooLong { .. } => Out::Long,
+                    Frame::TooLong { .. } | Frame::NoMemory { .. } => Out::Long,
                 })
             });
         }
@@ -197,6 +218,17 @@ mod tests {
         }
         out.extend(feed(&mut f, &[b"\nok\n"]));
         assert_eq!(out, vec![Out::Long, l("ok")]);
+    }
+
+    #[test]
+    fn over_long_partial_cut_by_resync_is_reported_however_it_was_read() {
+        // Found by the framer fuzz target: one read saw no overflow, many did.
+        let input = b"0123456789\xffok\n";
+        let mut f = LineFramer::new(4);
+        assert_eq!(feed(&mut f, &[input]), vec![Out::Long, l("ok")]);
+        let mut f = LineFramer::new(4);
+        let pieces: Vec<&[u8]> = input.chunks(3).collect();
+        assert_eq!(feed(&mut f, &pieces), vec![Out::Long, l("ok")]);
     }
 
     #[test]

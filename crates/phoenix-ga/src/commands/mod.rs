@@ -4,14 +4,17 @@
 //! inline on the reader thread (only instant, memory-only commands do) and whether it
 //! may run while the filesystems are frozen (only commands that cannot touch a disk).
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::agent::Agent;
 use crate::error::Error;
 
 pub mod core;
+pub mod files;
+pub mod freeze;
+pub mod net;
+pub mod sysinfo;
 
 /// What a handler returns: the JSON of the `return` value, or an error.
 pub type Outcome = Result<Box<RawValue>, Error>;
@@ -44,7 +47,15 @@ pub struct Command {
 
 /// Every command family's table, in the order `get-commands` lists them.
 pub fn all() -> impl Iterator<Item = &'static Command> {
-    [core::COMMANDS].into_iter().flatten()
+    [
+        core::COMMANDS,
+        files::COMMANDS,
+        sysinfo::COMMANDS,
+        net::COMMANDS,
+        freeze::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The raw `arguments` of a request, decoded on demand into a command's own struct.
@@ -62,8 +73,8 @@ impl<'a> Args<'a> {
 
     /// Decodes the arguments. Absent arguments decode as `{}`, so fields with a
     /// documented default get it and required fields are reported missing. Unknown
-    /// fields are ignored.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    /// fields are ignored. `T` may borrow from the request (a large `file-write` chunk).
+    pub fn parse<T: Deserialize<'a>>(&self) -> Result<T, Error> {
         let text = self.raw.map_or("{}", RawValue::get);
         if !text.trim_start().starts_with('{') {
             return Err(self.invalid("\"arguments\" must be a JSON object"));

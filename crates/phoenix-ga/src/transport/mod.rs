@@ -14,7 +14,6 @@ use crate::config::Method;
 use crate::dispatch::{self, Sink};
 
 pub mod port;
-mod spin;
 pub mod unix;
 
 /// Size of one read from the host.

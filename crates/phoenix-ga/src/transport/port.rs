@@ -25,14 +25,12 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::termios;
 use phoenix_proto::LineFramer;
 
-use super::spin::Spinner;
 use super::{pump, READ_BUF};
 use crate::agent::Agent;
 use crate::dispatch::Sink;
@@ -64,16 +62,8 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; READ_BUF];
     let mut connected = true;
     let mut reader = &port;
-    let mut spinner = Spinner::new();
     loop {
-        // The port is non-blocking: a read either returns input or WouldBlock.
-        let got = spinner
-            .spin(|| match reader.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                other => Some(other),
-            })
-            .unwrap_or_else(|| reader.read(&mut buf));
-        match got {
+        match reader.read(&mut buf) {
             Ok(0) => host_gone(&mut connected, &mut framer, &readable)?,
             Ok(n) => {
                 if !connected {
@@ -82,11 +72,7 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
                 }
                 pump(agent, &mut framer, &buf[..n], &sink);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let slept = Instant::now();
-                wait(&readable, EpollTimeout::NONE)?;
-                spinner.slept(slept.elapsed());
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&readable, EpollTimeout::NONE)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A pty whose master is closed reads EIO: the host is gone.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {
@@ -150,22 +136,37 @@ struct PortSink {
 
 impl Sink for PortSink {
     fn send(&self, reply: &[u8]) {
+        self.send_parts(&[reply]);
+    }
+
+    fn send_parts(&self, parts: &[&[u8]]) {
         let mut port = self.port.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rest = reply;
-        while !rest.is_empty() {
-            let chunk = &rest[..rest.len().min(PORT_WRITE_MAX)];
-            match port.write(chunk) {
-                Ok(n) if n > 0 => rest = &rest[n..],
-                Ok(_) => self.wait_writable(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, dropped = rest.len(), "port write failed, reply dropped");
-                    return;
-                }
+        for part in parts {
+            if !write_part(&mut port, part, self) {
+                return;
             }
         }
     }
+}
+
+/// Writes all of `part` to the port in chunks it accepts; false when the write failed
+/// (the rest of the reply is dropped).
+fn write_part(port: &mut File, part: &[u8], sink: &PortSink) -> bool {
+    let mut rest = part;
+    while !rest.is_empty() {
+        let chunk = &rest[..rest.len().min(PORT_WRITE_MAX)];
+        match port.write(chunk) {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            Ok(_) => sink.wait_writable(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.wait_writable(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(error = %e, dropped = rest.len(), "port write failed, reply dropped");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl PortSink {

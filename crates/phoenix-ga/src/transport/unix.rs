@@ -6,21 +6,16 @@
 //! after its requests, as `socat` does) still gets every reply.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use phoenix_proto::LineFramer;
 
-use nix::errno::Errno;
-use nix::sys::socket::{recv, MsgFlags};
-
-use super::spin::Spinner;
 use super::{pump, READ_BUF};
 use crate::agent::Agent;
 use crate::dispatch::Sink;
@@ -114,21 +109,8 @@ fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
     let mut framer = LineFramer::new(agent.config.max_line_bytes);
     let mut buf = vec![0u8; READ_BUF];
     let mut reader = &stream;
-    let mut spinner = Spinner::new();
-    let fd = stream.as_raw_fd();
     loop {
-        let spun = spinner.spin(|| match recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
-            Err(Errno::EAGAIN) => None,
-            Ok(n) => Some(Ok(n)),
-            Err(e) => Some(Err(io::Error::from(e))),
-        });
-        let got = spun.unwrap_or_else(|| {
-            let slept = Instant::now();
-            let got = reader.read(&mut buf);
-            spinner.slept(slept.elapsed());
-            got
-        });
-        match got {
+        match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => pump(agent, &mut framer, &buf[..n], &sink),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -150,14 +132,21 @@ struct StreamSink {
 
 impl Sink for StreamSink {
     fn send(&self, reply: &[u8]) {
+        self.send_parts(&[reply]);
+    }
+
+    fn send_parts(&self, parts: &[&[u8]]) {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
         let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = stream.write_all(reply) {
-            tracing::debug!(error = %e, "client gone, dropping its replies");
-            self.gone.store(true, Ordering::Relaxed);
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+        for part in parts {
+            if let Err(e) = stream.write_all(part) {
+                tracing::debug!(error = %e, "client gone, dropping its replies");
+                self.gone.store(true, Ordering::Relaxed);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
         }
     }
 }

@@ -3,3 +3,8 @@
 //! Each command family keeps its structs in a submodule. Argument structs ignore
 //! unknown fields (old hosts send some) and default only what the command reference
 //! documents a default for.
+pub mod files;
+
+pub mod freeze;
+pub mod net;
+pub mod system;

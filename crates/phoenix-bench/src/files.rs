@@ -1,0 +1,285 @@
+//! File figures: download and upload of a 64 MiB file with 4 KiB and 4 MiB chunks
+//! (ours: `file-read` with `count`, `file-write`; qemu-ga: `guest-file-read` with
+//! `count`, `guest-file-write`), md5 of a 512 MiB file against `md5sum`, and RSS.
+//!
+//! Both agents go through the same client, and the client does the same work for
+//! both (base64 is decoded after every read; upload chunks are encoded before the
+//! clock starts), so the figures differ only by the agents.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use phoenix_client::Client;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::harness::{random_file, Better, Env, Kind, Peer, Report};
+
+const MIB: usize = 1 << 20;
+/// Size of the transferred file.
+const TRANSFER: usize = 64 * MIB;
+/// Size of the hashed file.
+const HASHED: usize = 512 * MIB;
+/// Runs of each measurement, alternating between the agents; the best of each is
+/// reported (the machine is shared, and load comes and goes).
+const RUNS: usize = 4;
+
+/// Runs the files section.
+pub fn run(env: &Env, report: &mut Report) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    random_file(&src, TRANSFER);
+    let data = std::fs::read(&src).expect("read source");
+
+    let ours = env.start_ours(&[]);
+    let peer = env.start_qemu_ga(&[]);
+    let (ours_start, peer_start) = (ours.rss_kib(), peer.rss_kib());
+    report.add(
+        "files: RSS after start (KiB)",
+        ours_start as f64,
+        Some(peer_start as f64),
+        Better::Lower,
+    );
+    let (oc, pc) = (ours.client(), peer.client());
+
+    for chunk in [4 << 10, 4 * MIB] {
+        let label = chunk_label(chunk);
+        let (o, p) = best_pair(
+            || download(&ours, &oc, &src, chunk, &data),
+            || download(&peer, &pc, &src, chunk, &data),
+        );
+        report.add(
+            format!("download 64 MiB, {label} reads (MiB/s)"),
+            mib_s(o),
+            Some(mib_s(p)),
+            Better::Higher,
+        );
+    }
+    for chunk in [4 << 10, 4 * MIB] {
+        let label = chunk_label(chunk);
+        let chunks: Vec<String> = data.chunks(chunk).map(|c| STANDARD.encode(c)).collect();
+        let dst = work.path().join("dst");
+        let (o, p) = best_pair(
+            || upload(&ours, &oc, &dst, &chunks, false, &data),
+            || upload(&peer, &pc, &dst, &chunks, false, &data),
+        );
+        report.add(
+            format!("upload 64 MiB, {label} writes (MiB/s)"),
+            mib_s(o),
+            Some(mib_s(p)),
+            Better::Higher,
+        );
+        // The compatible way to finish an upload: eof true, which fsyncs; qemu-ga's
+        // guest-file-close does not fsync, so this row has no peer figure.
+        let o = best(|| upload(&ours, &oc, &dst, &chunks, true, &data));
+        report.add(
+            format!("upload 64 MiB, {label} writes, eof+fsync (MiB/s)"),
+            mib_s(o),
+            None,
+            Better::Higher,
+        );
+    }
+    report.add(
+        "files: RSS after transfers (KiB)",
+        ours.rss_kib() as f64,
+        Some(peer.rss_kib() as f64),
+        Better::Lower,
+    );
+    report.add(
+        "files: RSS after transfers / after start",
+        ours.rss_kib() as f64 / ours_start as f64,
+        Some(peer.rss_kib() as f64 / peer_start as f64),
+        Better::Lower,
+    );
+    drop(data);
+
+    // md5 of a big file, page cache warm for both.
+    let big = work.path().join("big");
+    random_file(&big, HASHED);
+    let want = md5sum(&big).1;
+    let (mut ours_t, mut tool_t) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        let (t, sum) = md5sum(&big);
+        assert_eq!(sum, want);
+        tool_t = tool_t.min(t);
+        let t0 = Instant::now();
+        let sum: String = oc
+            .call_raw(
+                "get-file-md5sum",
+                Some(&raw(&format!(r#"{{"path":{}}}"#, json_str(&big)))),
+                Some(Duration::from_secs(120)),
+            )
+            .map(|v| serde_json::from_str(v.get()).expect("md5 reply"))
+            .expect("get-file-md5sum");
+        ours_t = ours_t.min(t0.elapsed());
+        assert_eq!(sum, want, "get-file-md5sum differs from md5sum");
+    }
+    let rate = |t: Duration| HASHED as f64 / MIB as f64 / t.as_secs_f64();
+    println!("   (peer of the md5 row: coreutils md5sum on the same file)");
+    report.add(
+        "get-file-md5sum 512 MiB vs md5sum (MiB/s)",
+        rate(ours_t),
+        Some(rate(tool_t)),
+        Better::Higher,
+    );
+    report.add(
+        "files: RSS after md5 (KiB)",
+        ours.rss_kib() as f64,
+        Some(peer.rss_kib() as f64),
+        Better::Lower,
+    );
+}
+
+fn chunk_label(chunk: usize) -> String {
+    if chunk >= MIB {
+        format!("{} MiB", chunk / MIB)
+    } else {
+        format!("{} KiB", chunk >> 10)
+    }
+}
+
+fn best(mut f: impl FnMut() -> Duration) -> Duration {
+    (0..RUNS).map(|_| f()).min().expect("runs")
+}
+
+/// Best times of `ours` and `peer`, run in turn.
+fn best_pair(
+    mut ours: impl FnMut() -> Duration,
+    mut peer: impl FnMut() -> Duration,
+) -> (Duration, Duration) {
+    (0..RUNS).fold((Duration::MAX, Duration::MAX), |(o, p), _| {
+        (o.min(ours()), p.min(peer()))
+    })
+}
+
+fn mib_s(t: Duration) -> f64 {
+    TRANSFER as f64 / MIB as f64 / t.as_secs_f64()
+}
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_string()).expect("valid JSON")
+}
+
+fn json_str(p: &Path) -> String {
+    serde_json::to_string(p.to_str().expect("utf-8 path")).expect("json")
+}
+
+fn call(c: &Client, name: &str, args: &str) -> Box<RawValue> {
+    c.call_raw(name, Some(&raw(args)), Some(Duration::from_secs(60)))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A read reply of either agent; the data is borrowed from the reply where it has no
+/// escapes (qemu-ga writes `/` as `\/`).
+#[derive(Deserialize)]
+struct ReadReply<'a> {
+    #[serde(alias = "buf-b64", borrow)]
+    bufb64: Cow<'a, str>,
+    eof: bool,
+}
+
+/// Downloads `path` in `chunk`-byte reads; the time taken. Checks the bytes.
+fn download(peer: &Peer, c: &Client, path: &Path, chunk: usize, want: &[u8]) -> Duration {
+    let path = json_str(path);
+    let t0 = Instant::now();
+    let (open, read, close) = match peer.kind {
+        Kind::Ours => ("file-open", "file-read", None),
+        Kind::QemuGa => (
+            "guest-file-open",
+            "guest-file-read",
+            Some("guest-file-close"),
+        ),
+    };
+    let h = call(c, open, &format!(r#"{{"path":{path},"mode":"r"}}"#));
+    let h = h.get();
+    let args = match peer.kind {
+        Kind::Ours => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
+        Kind::QemuGa => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
+    };
+    // Each chunk is decoded into one reused buffer and compared with the source,
+    // so the client touches no fresh memory per chunk.
+    let (mut part, mut off) = (Vec::new(), 0);
+    loop {
+        let reply = call(c, read, &args);
+        let r: ReadReply = serde_json::from_str(reply.get()).expect("read reply");
+        part.clear();
+        STANDARD
+            .decode_vec(r.bufb64.as_bytes(), &mut part)
+            .expect("base64");
+        assert!(
+            want.get(off..off + part.len()) == Some(&part[..]),
+            "{}: downloaded bytes differ at {off}",
+            peer.name()
+        );
+        off += part.len();
+        if r.eof {
+            break;
+        }
+    }
+    if let Some(close) = close {
+        call(c, close, &format!(r#"{{"handle":{h}}}"#));
+    }
+    let t = t0.elapsed();
+    assert_eq!(off, want.len(), "{}: download too short", peer.name());
+    t
+}
+
+/// Uploads pre-encoded `chunks` to `path`; ours finishes with `eof` (fsync) when
+/// `eof_sync`, else with a plain close, as qemu-ga does. The time taken.
+fn upload(
+    peer: &Peer,
+    c: &Client,
+    path: &Path,
+    chunks: &[String],
+    eof_sync: bool,
+    want: &[u8],
+) -> Duration {
+    let _ = std::fs::remove_file(path);
+    let p = json_str(path);
+    let t0 = Instant::now();
+    match peer.kind {
+        Kind::Ours => {
+            let h = call(c, "file-open", &format!(r#"{{"path":{p},"mode":"w"}}"#));
+            let h = h.get();
+            let last = chunks.len() - 1;
+            for (i, b64) in chunks.iter().enumerate() {
+                let eof = eof_sync && i == last;
+                let args = format!(r#"{{"handle_id":{h},"bufb64":"{b64}","eof":{eof}}}"#);
+                call(c, "file-write", &args);
+            }
+            if !eof_sync {
+                call(c, "file-close", &format!(r#"{{"handle_id":{h}}}"#));
+            }
+        }
+        Kind::QemuGa => {
+            let h = call(
+                c,
+                "guest-file-open",
+                &format!(r#"{{"path":{p},"mode":"w"}}"#),
+            );
+            let h = h.get();
+            for b64 in chunks {
+                let args = format!(r#"{{"handle":{h},"buf-b64":"{b64}"}}"#);
+                call(c, "guest-file-write", &args);
+            }
+            call(c, "guest-file-close", &format!(r#"{{"handle":{h}}}"#));
+        }
+    }
+    let t = t0.elapsed();
+    let on_disk = std::fs::read(path).expect("read upload");
+    assert!(on_disk == want, "{}: uploaded bytes differ", peer.name());
+    t
+}
+
+/// Time and result of coreutils `md5sum`.
+fn md5sum(path: &Path) -> (Duration, String) {
+    let t0 = Instant::now();
+    let out = Command::new("md5sum").arg(path).output().expect("md5sum");
+    let t = t0.elapsed();
+    assert!(out.status.success(), "md5sum failed");
+    (t, String::from_utf8_lossy(&out.stdout)[..32].to_string())
+}

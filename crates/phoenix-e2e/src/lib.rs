@@ -1,0 +1,578 @@
+//! End-to-end test support: boots a real QEMU guest with `phoenix-ga` on a real
+//! virtio-serial port, so tests drive the agent where it lives.
+//!
+//! The guest: a Debian cloud kernel (downloaded once and cached, see [`cache_dir`]), an
+//! initramfs with busybox-static, the virtio modules, the agent under test and its
+//! libraries. Its /init loads the modules, creates `/dev/virtio-ports/NAME`, mounts an
+//! ext4 scratch disk at [`SCRATCH`], configures `eth0` (10.0.2.15/24, QEMU user
+//! networking, restricted), starts the agent (restarting it when it exits) and serves a
+//! shell channel on a second port, so tests can check the guest OS with [`Guest::sh`].
+//!
+//! ```no_run
+//! let guest = phoenix_e2e::Guest::boot(phoenix_e2e::GuestOpts::new("target/release/phoenix-ga"))?;
+//! let client = guest.client();
+//! assert_eq!(guest.sh_ok("uname -s").trim(), "Linux");
+//! # Ok::<(), phoenix_e2e::Error>(())
+//! ```
+//!
+//! Environment: `PHOENIX_E2E=skip` makes [`skip`] true (tests return early; without it
+//! a missing QEMU or kernel fails the tests); `PHOENIX_E2E_CACHE` moves the cache;
+//! `PHOENIX_E2E_KERNEL_DEB` uses a local kernel .deb instead of `apt-get download`;
+//! `PHOENIX_E2E_KVM=1` or `0` forces KVM or TCG (default: see [`Guest::boot`]);
+//! `PHOENIX_E2E_QEMU` names the QEMU binary;
+//! `PHOENIX_E2E_AGENT` replaces the agent binary the tests name (e.g. a static build).
+
+mod image;
+mod qemu;
+mod shell;
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use image::{cache_dir, kernel, Kernel};
+pub use shell::ShOutput;
+
+/// Where the scratch disk (ext4 on virtio-blk, `/dev/vda`) is mounted in the guest.
+pub const SCRATCH: &str = "/mnt/scratch";
+/// The guest's NIC (virtio-net, QEMU user networking).
+pub const NIC: &str = "eth0";
+/// The agent's port name, as QEMU and libvirt name it.
+pub const AGENT_PORT: &str = "org.guest-agent.0";
+/// The shell channel's port name.
+const SHELL_PORT: &str = "org.phoenix-e2e.shell";
+
+/// A harness failure (not a test assertion): what was being done and why it failed.
+#[derive(Debug)]
+pub struct Error(String);
+
+/// Results of the harness.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    fn msg(m: impl Into<String>) -> Self {
+        Error(m.into())
+    }
+
+    fn io(what: impl fmt::Display, e: std::io::Error) -> Self {
+        Error(format!("{what}: {e}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// True when `PHOENIX_E2E=skip`: tests should return early (a note goes to stderr).
+/// Otherwise e2e tests run, and fail when QEMU or the kernel is missing.
+pub fn skip() -> bool {
+    let skip = std::env::var("PHOENIX_E2E").is_ok_and(|v| v == "skip");
+    if skip {
+        eprintln!("PHOENIX_E2E=skip: end-to-end test skipped");
+    }
+    skip
+}
+
+/// How to boot a guest.
+#[derive(Debug, Clone)]
+pub struct GuestOpts {
+    /// The agent binary to run in the guest.
+    pub agent: PathBuf,
+    /// Extra agent arguments (after `-m virtio-serial`).
+    pub agent_args: Vec<String>,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Guest CPUs.
+    pub cpus: u32,
+    /// Size of the scratch disk in MiB.
+    pub scratch_mib: u64,
+    /// How long the guest may take until its shell and agent answer.
+    pub boot_timeout: Duration,
+    /// Default time limit of [`Guest::sh`] scripts.
+    pub sh_timeout: Duration,
+    /// More virtio-serial ports, by name; the host end of each is
+    /// [`Guest::port_socket`], the guest end `/dev/virtio-ports/NAME` (e.g. a peer
+    /// agent's port, or a raw port for throughput baselines).
+    pub extra_ports: Vec<String>,
+    /// More programs for the guest, installed as /usr/bin/BASENAME with their libraries
+    /// (e.g. qemu-ga as a peer); not started.
+    pub extra_binaries: Vec<PathBuf>,
+}
+
+impl GuestOpts {
+    /// Defaults: 512 MiB, 2 CPUs, a 256 MiB scratch disk, 120 s to boot. The agent is
+    /// `agent` unless `PHOENIX_E2E_AGENT` names another binary (a release or static build).
+    pub fn new(agent: impl Into<PathBuf>) -> Self {
+        Self {
+            agent: std::env::var_os("PHOENIX_E2E_AGENT")
+                .map_or_else(|| agent.into(), PathBuf::from),
+            agent_args: Vec::new(),
+            memory_mib: 512,
+            cpus: 2,
+            scratch_mib: 256,
+            boot_timeout: Duration::from_secs(120),
+            sh_timeout: Duration::from_secs(120),
+            extra_ports: Vec::new(),
+            extra_binaries: Vec::new(),
+        }
+    }
+}
+
+/// A running guest; QEMU is killed when it is dropped (and when the test process dies).
+pub struct Guest {
+    qemu: qemu::Qemu,
+    shell: Mutex<shell::Shell>,
+    dir: tempfile::TempDir,
+    opts: GuestOpts,
+    kernel: Kernel,
+    boot_time: Duration,
+    kvm: bool,
+    next_job: AtomicU64,
+}
+
+/// A script running in the background in the guest, started by [`Guest::spawn`].
+#[derive(Debug)]
+pub struct Job {
+    id: u64,
+}
+
+impl Guest {
+    /// Builds the initramfs, boots QEMU and waits until the guest's shell answers and
+    /// the agent replies to `ping` through the port.
+    ///
+    /// Acceleration: TCG, unless KVM looks real (/dev/kvm usable and the CPU shows vmx
+    /// or svm; a nested paravirtual KVM such as kvm_pvm does not and cannot boot a stock
+    /// kernel). A KVM boot that fails falls back to TCG once. `PHOENIX_E2E_KVM=1` forces
+    /// KVM (no fallback), `PHOENIX_E2E_KVM=0` forces TCG.
+    pub fn boot(opts: GuestOpts) -> Result<Guest> {
+        match std::env::var("PHOENIX_E2E_KVM").as_deref() {
+            Ok("1") => Self::boot_with(opts, true),
+            Ok("0") => Self::boot_with(opts, false),
+            _ if kvm_looks_real() => {
+                let mut quick = opts.clone();
+                quick.boot_timeout = opts.boot_timeout.min(Duration::from_secs(30));
+                Self::boot_with(quick, true).or_else(|e| {
+                    eprintln!("phoenix-e2e: booting under KVM failed, using TCG: {e}");
+                    Self::boot_with(opts, false)
+                })
+            }
+            _ => Self::boot_with(opts, false),
+        }
+    }
+
+    fn boot_with(opts: GuestOpts, kvm: bool) -> Result<Guest> {
+        let started = Instant::now();
+        let qemu_bin =
+            std::env::var("PHOENIX_E2E_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+        if !opts.agent.is_file() {
+            return Err(Error::msg(format!(
+                "agent binary {} not found",
+                opts.agent.display()
+            )));
+        }
+        let kernel = image::kernel()?;
+        let dir = tempfile::Builder::new()
+            .prefix("phoenix-e2e-")
+            .tempdir()
+            .map_err(|e| Error::io("create the guest's temporary directory", e))?;
+        let initrd = dir.path().join("initrd.cpio");
+        image::initramfs(
+            &kernel,
+            &image::Payload {
+                agent: &opts.agent,
+                agent_args: &opts.agent_args,
+                ports: &opts.extra_ports,
+                binaries: &opts.extra_binaries,
+            },
+            &dir.path().join("stage"),
+            &initrd,
+        )?;
+        let _ = std::fs::remove_dir_all(dir.path().join("stage"));
+        let disk = dir.path().join("scratch.img");
+        image::scratch_disk(&disk, opts.scratch_mib)?;
+
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let mut cmd = Command::new(&qemu_bin);
+        cmd.args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+        .args([
+            "-m",
+            &opts.memory_mib.to_string(),
+            "-smp",
+            &opts.cpus.to_string(),
+        ])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .args(["-serial", &format!("file:{}", p("console.log"))])
+        .args(["-device", "virtio-serial-pci"])
+        .args([
+            "-chardev",
+            &format!("socket,id=ga0,path={},server=on,wait=off", p("ga.sock")),
+        ])
+        .args([
+            "-device",
+            &format!("virtserialport,chardev=ga0,name={AGENT_PORT}"),
+        ])
+        .args([
+            "-chardev",
+            &format!("socket,id=sh0,path={},server=on,wait=off", p("shell.sock")),
+        ])
+        .args([
+            "-device",
+            &format!("virtserialport,chardev=sh0,name={SHELL_PORT}"),
+        ])
+        .args(opts.extra_ports.iter().enumerate().flat_map(|(i, name)| {
+            let sock = dir.path().join(port_file(name));
+            [
+                "-chardev".to_string(),
+                format!("socket,id=xp{i},path={},server=on,wait=off", sock.display()),
+                "-device".to_string(),
+                format!("virtserialport,chardev=xp{i},name={name}"),
+            ]
+        }))
+        .args([
+            "-drive",
+            &format!("file={},format=raw,if=virtio", disk.display()),
+        ])
+        .args(["-nic", "user,model=virtio-net-pci,restrict=on"]);
+        let log_path = dir.path().join("qemu.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(format!("create {}", log_path.display()), e))?;
+        let qemu = qemu::Qemu::spawn(cmd, log).map_err(|e| {
+            Error::io(
+                format!("start {qemu_bin} (scripts/e2e-deps.sh installs it)"),
+                e,
+            )
+        })?;
+
+        // The chardev sockets exist once QEMU has parsed its options.
+        let shell_sock = dir.path().join("shell.sock");
+        let deadline = started + opts.boot_timeout;
+        let shell = loop {
+            match shell::Shell::connect(&shell_sock) {
+                Ok(s) => break s,
+                Err(e) if !qemu.alive() || Instant::now() >= deadline => {
+                    return Err(Error::msg(format!(
+                        "QEMU did not open {}: {e}\n{}",
+                        shell_sock.display(),
+                        tail(&log_path)
+                    )))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let mut guest = Guest {
+            qemu,
+            shell: Mutex::new(shell),
+            dir,
+            opts,
+            kernel,
+            boot_time: Duration::ZERO,
+            kvm,
+            next_job: AtomicU64::new(1),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(e) = guest.try_run("echo up", left) {
+            return Err(Error::msg(format!(
+                "guest did not come up: {e}\n{}",
+                guest.diagnostics()
+            )));
+        }
+        // Wait for the agent: the client's connect resynchronises with a ping.
+        let opts = phoenix_client::Options {
+            timeout: Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1)),
+            ),
+            ..Default::default()
+        };
+        if let Err(e) = phoenix_client::Client::connect_with(guest.host_socket(), opts) {
+            return Err(Error::msg(format!(
+                "agent did not answer: {e}\n{}",
+                guest.diagnostics()
+            )));
+        }
+        guest.boot_time = started.elapsed();
+        Ok(guest)
+    }
+
+    /// The host end of the agent's port (QEMU's chardev socket): connect clients here.
+    /// One host connection at a time; the next waits until the previous one closes.
+    pub fn host_socket(&self) -> PathBuf {
+        self.dir.path().join("ga.sock")
+    }
+
+    /// The host end of an extra port named in [`GuestOpts::extra_ports`].
+    pub fn port_socket(&self, name: &str) -> PathBuf {
+        self.dir.path().join(port_file(name))
+    }
+
+    /// A fresh client connection (resynchronised with a ping).
+    pub fn client(&self) -> phoenix_client::Client {
+        phoenix_client::Client::connect(self.host_socket())
+            .unwrap_or_else(|e| panic!("connect to the agent: {e}\n{}", self.diagnostics()))
+    }
+
+    /// Runs a shell script in the guest (busybox sh, as root); its stdout and status.
+    /// Panics if the guest does not answer within the options' `sh_timeout`.
+    pub fn sh(&self, script: &str) -> (String, i32) {
+        let out = self.run(script);
+        (out.stdout, out.status)
+    }
+
+    /// Runs a shell script in the guest; stdout, stderr and status.
+    pub fn run(&self, script: &str) -> ShOutput {
+        self.try_run(script, self.opts.sh_timeout)
+            .unwrap_or_else(|e| panic!("guest script {script:?}: {e}\n{}", self.diagnostics()))
+    }
+
+    /// Runs a shell script in the guest and returns its stdout; panics (with its
+    /// stderr) unless it exits 0.
+    pub fn sh_ok(&self, script: &str) -> String {
+        let out = self.run(script);
+        assert_eq!(
+            out.status, 0,
+            "guest script {script:?} failed: {}",
+            out.stderr
+        );
+        out.stdout
+    }
+
+    /// Runs a script, waiting at most `timeout`.
+    pub fn try_run(&self, script: &str, timeout: Duration) -> Result<ShOutput> {
+        let mut shell = self.shell.lock().unwrap_or_else(|p| p.into_inner());
+        shell.run(script, timeout, &|| self.qemu.alive())
+    }
+
+    /// Starts a script in the background and returns at once, so a test can watch
+    /// something that blocks (a write into a frozen filesystem) while the shell stays
+    /// free. Its stdout and stderr go to one file, read by [`Guest::job_wait`].
+    pub fn spawn(&self, script: &str) -> Job {
+        use base64::Engine as _;
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(script);
+        let f = format!("/tmp/.e2e-job.{id}");
+        self.sh_ok(&format!(
+            "echo {b64} | base64 -d > {f}.sh && \
+             (sh {f}.sh > {f}.out 2>&1; echo $? > {f}.tmp; mv {f}.tmp {f}.status) \
+             </dev/null >/dev/null 2>&1 &"
+        ));
+        Job { id }
+    }
+
+    /// The job's exit status if it has finished.
+    pub fn job_status(&self, job: &Job) -> Option<i32> {
+        let (out, status) = self.sh(&format!("cat /tmp/.e2e-job.{}.status", job.id));
+        (status == 0).then(|| out.trim().parse().expect("job status"))
+    }
+
+    /// Waits up to `timeout` for the job; its output (stdout and stderr) and status.
+    /// Panics on timeout.
+    pub fn job_wait(&self, job: &Job, timeout: Duration) -> (String, i32) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.job_status(job) {
+                return (
+                    self.sh_ok(&format!("cat /tmp/.e2e-job.{}.out", job.id)),
+                    status,
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "guest job {} did not finish",
+                job.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process id of the agent in the guest.
+    pub fn agent_pid(&self) -> u32 {
+        let out = self.sh_ok("pidof phoenix-ga");
+        out.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no phoenix-ga in the guest: {out:?}"))
+    }
+
+    /// The agent's CPU time in the guest (utime + stime, clock ticks).
+    pub fn cpu_ticks(&self, pid: u32) -> u64 {
+        let stat = self.sh_ok(&format!("cat /proc/{pid}/stat"));
+        let after_comm = &stat[stat.rfind(')').expect("comm in stat") + 2..];
+        let f: Vec<&str> = after_comm.split_whitespace().collect();
+        // after_comm starts at field 3 (state); utime is field 14, stime 15.
+        f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+    }
+
+    /// Exit statuses of earlier agent runs in the guest, oldest first (the guest's
+    /// /init restarts the agent whenever it exits).
+    pub fn agent_exits(&self) -> Vec<i32> {
+        self.sh_ok("cat /run/ga.exits 2>/dev/null || true")
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    /// The agent's stderr log in the guest.
+    pub fn agent_log(&self) -> String {
+        self.sh_ok("cat /run/ga.log")
+    }
+
+    /// The guest's serial console (kernel messages, /init notes).
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("console.log")).unwrap_or_default()
+    }
+
+    /// The kernel the guest runs.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// How long booting took (initramfs build, QEMU start, until the agent answered).
+    pub fn boot_time(&self) -> Duration {
+        self.boot_time
+    }
+
+    /// The accelerator the guest runs under: "kvm" or "tcg".
+    pub fn accel(&self) -> &'static str {
+        if self.kvm {
+            "kvm"
+        } else {
+            "tcg"
+        }
+    }
+
+    /// QEMU's process id on the host.
+    pub fn qemu_pid(&self) -> u32 {
+        self.qemu.pid()
+    }
+
+    /// Powers the guest off cleanly (thaws and unmounts the scratch disk first) and
+    /// waits for QEMU to exit.
+    pub fn shutdown(self) -> Result<()> {
+        let script = format!(
+            "fsfreeze --unfreeze {SCRATCH} 2>/dev/null; sync; umount {SCRATCH}; poweroff -f"
+        );
+        self.shell
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(&script)?;
+        match self.qemu.wait(Duration::from_secs(30)) {
+            Some(_) => Ok(()),
+            None => Err(Error::msg(format!(
+                "guest did not power off\n{}",
+                self.diagnostics()
+            ))),
+        }
+    }
+
+    /// The last lines of QEMU's log and the guest console, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "--- qemu log ---\n{}--- guest console ---\n{}",
+            tail(&self.dir.path().join("qemu.log")),
+            tail(&self.dir.path().join("console.log"))
+        )
+    }
+}
+
+/// Whether /dev/kvm is usable and backed by hardware virtualisation.
+fn kvm_looks_real() -> bool {
+    let usable = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw = flags
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    usable && hw
+}
+
+/// The host socket's file name for an extra port.
+fn port_file(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("port-{safe}.sock")
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(40)..].join("\n");
+    out.push('\n');
+    out
+}
+
+static SHARED: OnceLock<std::result::Result<Mutex<Guest>, String>> = OnceLock::new();
+
+/// One guest per test binary, shared by its tests: booted on first use with `opts`,
+/// then handed out one test at a time (the guard serialises tests). It is killed and
+/// its files removed when the test process exits.
+pub fn shared(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
+    let guest = SHARED.get_or_init(|| {
+        let booted = Guest::boot(opts())
+            .map(Mutex::new)
+            .map_err(|e| e.to_string());
+        if booted.is_ok() {
+            // SAFETY: registers a plain extern "C" function with no arguments.
+            unsafe { libc::atexit(kill_shared) };
+        }
+        booted
+    });
+    match guest {
+        Ok(m) => m.lock().unwrap_or_else(|p| p.into_inner()),
+        Err(e) => panic!("booting the shared guest failed: {e}"),
+    }
+}
+
+/// At process exit: kill the shared guest's QEMU and remove its files (statics are
+/// never dropped).
+extern "C" fn kill_shared() {
+    if let Some(Ok(m)) = SHARED.get() {
+        let guard = match m.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return, // PDEATHSIG still kills QEMU
+        };
+        guard.qemu.kill();
+        let _ = std::fs::remove_dir_all(guard.dir.path());
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.qemu.kill();
+    }
+}

@@ -1,0 +1,405 @@
+//! File contents: `file-open`, `file-read`, `file-write`, `file-close`,
+//! `get-file-md5sum`.
+//!
+//! Transfers are built for speed without holding memory: a read is encoded piece by
+//! piece straight into the reply text, so the data never exists whole outside it; a
+//! write decodes the request's base64 (borrowed from the request) once and writes it
+//! all.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use md5::{Digest, Md5};
+use phoenix_proto::types::files::{FileOpen, FileRead, FileWrite, HandleArgs, PathArgs};
+use phoenix_proto::types::files::{MAX_PERM, MAX_READ_COUNT};
+use serde_json::value::RawValue;
+
+use crate::agent::Agent;
+use crate::commands::{reply, Args, Outcome};
+use crate::error::{Context, Error};
+
+/// Size of one read while hashing: large enough that syscalls cost nothing next to
+/// the hash, and at the malloc mmap threshold, so it goes back to the kernel at once.
+const MD5_CHUNK: usize = 1 << 20;
+
+/// Rejects permission values with bits outside 07777.
+pub(super) fn check_perm(args: &Args<'_>, perm: u32) -> Result<(), Error> {
+    if perm > MAX_PERM {
+        return Err(args.invalid(format!("perm {perm} is above 4095 (07777)")));
+    }
+    Ok(())
+}
+
+/// `file-open`: returns a new handle.
+pub(super) fn file_open(agent: &Agent, args: &Args<'_>) -> Outcome {
+    let a: FileOpen = args.parse()?;
+    let write = match a.mode.as_str() {
+        "r" => false,
+        "w" => true,
+        other => return Err(args.invalid(format!("mode must be \"r\" or \"w\", not {other:?}"))),
+    };
+    check_perm(args, a.perm)?;
+    // The place is taken first: a refused open must not truncate the file.
+    let slot = agent.files.reserve()?;
+    let (file, regular) = if write {
+        (open_write(&a.path, a.perm, a.force)?, true)
+    } else {
+        open_read(&a.path)?
+    };
+    reply(&slot.fill(a.path, file, regular))
+}
+
+/// Opens for reading; a directory is refused here rather than at the first read.
+/// Also tells whether the file is a regular one.
+fn open_read(path: &Path) -> Result<(File, bool), Error> {
+    let ctx = || format!("open {}", path.display());
+    let file = File::open(path).context(ctx)?;
+    let kind = file.metadata().context(ctx)?.file_type();
+    if kind.is_dir() {
+        return Err(Error::os(ctx(), io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    Ok((file, kind.is_file()))
+}
+
+/// Opens for writing: creates the file with exactly `perm` (the umask does not apply),
+/// or truncates an existing one, whose permissions stay as they are. With `force`, a
+/// running executable (ETXTBSY) is unlinked and created anew: the running program
+/// keeps its old inode.
+fn open_write(path: &Path, perm: u32, force: bool) -> Result<File, Error> {
+    let ctx = || format!("open {}", path.display());
+    let mut unlinked = false;
+    loop {
+        // O_EXCL tells a file we create (whose mode we then set) from an existing one.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(perm)
+            .open(path)
+        {
+            Ok(file) => return set_exact_perm(file, path, perm),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::os(ctx(), e)),
+        }
+        match OpenOptions::new().write(true).truncate(true).open(path) {
+            Ok(file) => return Ok(file),
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && force && !unlinked => {
+                fs::remove_file(path).context(|| format!("unlink {}", path.display()))?;
+                unlinked = true;
+            }
+            // A dangling symlink (O_EXCL does not follow it) or a file removed in the
+            // meantime: create through the link, as a plain O_CREAT would.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(perm)
+                    .open(path)
+                    .context(ctx)?;
+                return set_exact_perm(file, path, perm);
+            }
+            Err(e) => return Err(Error::os(ctx(), e)),
+        }
+    }
+}
+
+fn set_exact_perm(file: File, path: &Path, perm: u32) -> Result<File, Error> {
+    file.set_permissions(Permissions::from_mode(perm))
+        .context(|| format!("chmod {}", path.display()))?;
+    Ok(file)
+}
+
+/// `file-read`: up to `count` bytes; the read that reaches end of file closes the handle.
+pub(super) fn file_read(agent: &Agent, args: &Args<'_>) -> Outcome {
+    let a: FileRead = args.parse()?;
+    if a.count == 0 || a.count > MAX_READ_COUNT {
+        return Err(args.invalid(format!(
+            "count must be 1 to {MAX_READ_COUNT}, not {}",
+            a.count
+        )));
+    }
+    let count = usize::try_from(a.count).map_err(|_| args.invalid("count too large"))?;
+    let handle = agent.files.get(a.handle_id)?;
+    let mut open = handle.lock()?;
+    let regular = open.regular();
+    let (text, eof) = read_reply(open.file(), count, regular)
+        .context(|| format!("read {}", handle.path().display()))?;
+    if eof {
+        open.close(&agent.files)?;
+    } else {
+        drop(open);
+    }
+    RawValue::from_string(text).map_err(|e| Error::Internal(format!("file-read reply: {e}")))
+}
+
+/// Bytes read and encoded at a time: a multiple of 3, so that pieces encode
+/// independently, and small enough to stay in the CPU cache between the read and the
+/// encoding (and below malloc's mmap threshold).
+const PIECE: usize = 3 << 16;
+
+/// Reads up to `count` bytes and returns `{"bufb64":"...","eof":B}`, encoding piece by
+/// piece straight into the reply text: the data never exists whole outside it.
+///
+/// A regular file is read until `count` bytes or end of file, so the chunk that ends
+/// the file comes with eof true; a pipe or device gives what one read returns, and
+/// eof only when that is nothing.
+fn read_reply(file: &File, count: usize, regular: bool) -> io::Result<(String, bool)> {
+    const HEAD: &[u8] = b"{\"bufb64\":\"";
+    const MORE: &[u8] = b"\",\"eof\":false}";
+    const END: &[u8] = b"\",\"eof\":true}";
+    let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "count too large");
+    let encoded = base64::encoded_len(count, true).ok_or_else(too_large)?;
+    let mut out = Vec::with_capacity(HEAD.len() + encoded + MORE.len());
+    out.extend_from_slice(HEAD);
+    let mut piece = vec![0u8; count.min(PIECE)];
+    let mut left = count;
+    let mut eof = false;
+    while left > 0 && !eof {
+        let want = left.min(piece.len());
+        let got;
+        (got, eof) = fill(file, &mut piece[..want], regular)?;
+        let start = out.len();
+        out.resize(
+            start + base64::encoded_len(got, true).ok_or_else(too_large)?,
+            0,
+        );
+        STANDARD
+            .encode_slice(&piece[..got], &mut out[start..])
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        left -= got;
+        if !regular {
+            break;
+        }
+    }
+    out.extend_from_slice(if eof { END } else { MORE });
+    let text = String::from_utf8(out).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((text, eof))
+}
+
+/// Fills `buf` from `file` (a pipe or device: at most one read that returns data);
+/// the bytes read and whether end of file was seen.
+fn fill(mut file: &File, buf: &mut [u8], regular: bool) -> io::Result<(usize, bool)> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => return Ok((got, true)),
+            Ok(n) => {
+                got += n;
+                if !regular {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((got, false))
+}
+
+/// `file-write`: appends the chunk; with `eof`, fsyncs and closes, replying true only
+/// once the data is on disk.
+pub(super) fn file_write(agent: &Agent, args: &Args<'_>) -> Outcome {
+    let a: FileWrite<'_> = args.parse()?;
+    let handle = agent.files.get(a.handle_id)?;
+    // Decoded before the file is touched: invalid base64 writes nothing.
+    let data = decode_base64(&a.bufb64)
+        .map_err(|e| args.invalid(format!("bufb64 is not valid base64: {e}")))?;
+    drop(a.bufb64);
+    let mut open = handle.lock()?;
+    let path = handle.path().display();
+    let written = open
+        .file()
+        .write_all(&data)
+        .context(|| format!("write {path}"));
+    drop(data);
+    if !a.eof {
+        written?;
+        return reply(&true);
+    }
+    // The last chunk closes the handle whatever happens: the host is done with it.
+    let synced = written.and_then(|()| open.file().sync_all().context(|| format!("fsync {path}")));
+    let closed = open.close(&agent.files);
+    synced.and(closed)?;
+    reply(&true)
+}
+
+/// Standard padded base64. Like the original (Go's StdEncoding), line breaks inside
+/// the text are ignored.
+fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    match STANDARD.decode(text) {
+        Err(e) if text.contains(['\r', '\n']) => {
+            let joined: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+            STANDARD.decode(joined).map_err(|_| e)
+        }
+        other => other,
+    }
+}
+
+/// `file-close`.
+pub(super) fn file_close(agent: &Agent, args: &Args<'_>) -> Outcome {
+    let a: HandleArgs = args.parse()?;
+    agent.files.close(a.handle_id)?;
+    reply(&true)
+}
+
+/// `get-file-md5sum`: lowercase hex, streamed in large reads on a worker thread.
+pub(super) fn file_md5sum(_: &Agent, args: &Args<'_>) -> Outcome {
+    let a: PathArgs = args.parse()?;
+    let hex = md5_file(&a.path)?;
+    reply(&hex)
+}
+
+fn md5_file(path: &Path) -> Result<String, Error> {
+    let file = File::open(path).context(|| format!("open {}", path.display()))?;
+    // Only a hint for the kernel's read-ahead; failure changes nothing.
+    let _ = nix::fcntl::posix_fadvise(
+        file.as_raw_fd(),
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL,
+    );
+    let digest = hash_overlapped(&file).context(|| format!("read {}", path.display()))?;
+    Ok(hex(&digest))
+}
+
+/// Hashes while a helper thread reads the next chunk, so the copy out of the page
+/// cache (or the wait for the disk) costs no hashing time. Two buffers circulate
+/// between the threads; an error or end of file ends both.
+fn hash_overlapped(file: &File) -> io::Result<[u8; 16]> {
+    type Chunk = io::Result<(Vec<u8>, usize)>;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(2);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+    for _ in 0..2 {
+        let _ = empty_tx.send(vec![0u8; MD5_CHUNK]);
+    }
+    thread::scope(move |scope| {
+        let reader = thread::Builder::new()
+            .name("md5-read".into())
+            .stack_size(64 << 10)
+            .spawn_scoped(scope, move || {
+                // Stops at end of file, on an error, or when the hasher has gone.
+                while let Ok(mut buf) = empty_rx.recv() {
+                    let n = read_retry(file, &mut buf);
+                    let more = matches!(n, Ok(n) if n > 0);
+                    if full_tx.send(n.map(|n| (buf, n))).is_err() || !more {
+                        break;
+                    }
+                }
+            });
+        let mut hash = Md5::new();
+        if reader.is_err() {
+            // No thread to spare: read and hash in turn.
+            let mut buf = vec![0u8; MD5_CHUNK];
+            loop {
+                match read_retry(file, &mut buf)? {
+                    0 => return Ok(hash.finalize().into()),
+                    n => hash.update(&buf[..n]),
+                }
+            }
+        }
+        loop {
+            let (buf, n) = full_rx
+                .recv()
+                .map_err(|_| io::Error::other("md5 reader thread ended"))??;
+            if n == 0 {
+                return Ok(hash.finalize().into());
+            }
+            hash.update(&buf[..n]);
+            let _ = empty_tx.send(buf);
+        }
+    })
+}
+
+fn read_retry(mut file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(data: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(data).unwrap();
+        let file = File::open(f.path()).unwrap();
+        (f, file)
+    }
+
+    #[test]
+    fn read_reply_is_valid_json() {
+        let (_f, file) = file_with(b"hello");
+        let (text, eof) = read_reply(&file, 3, true).unwrap();
+        assert_eq!(
+            (text.as_str(), eof),
+            (r#"{"bufb64":"aGVs","eof":false}"#, false)
+        );
+        let (text, eof) = read_reply(&file, 4096, true).unwrap();
+        assert_eq!(
+            (text.as_str(), eof),
+            (r#"{"bufb64":"bG8=","eof":true}"#, true)
+        );
+        let (text, eof) = read_reply(&file, 4096, true).unwrap();
+        assert_eq!((text.as_str(), eof), (r#"{"bufb64":"","eof":true}"#, true));
+    }
+
+    #[test]
+    fn pieces_encode_like_the_whole() {
+        let data: Vec<u8> = (0..PIECE * 3 + 7)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        for count in [4096, PIECE - 1, PIECE, PIECE + 1, 2 * PIECE + 5, 32 << 20] {
+            let (_f, file) = file_with(&data);
+            let mut back = Vec::new();
+            loop {
+                let (text, eof) = read_reply(&file, count, true).unwrap();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let part = STANDARD.decode(v["bufb64"].as_str().unwrap()).unwrap();
+                assert!(eof || part.len() == count, "count {count}: short chunk");
+                back.extend_from_slice(&part);
+                if eof {
+                    break;
+                }
+            }
+            assert!(back == data, "count {count}");
+        }
+    }
+
+    #[test]
+    fn base64_with_line_breaks_is_accepted() {
+        assert_eq!(decode_base64("aGVs\r\nbG8=").unwrap(), b"hello");
+        assert!(decode_base64("aGVsbG8").is_err());
+        assert!(decode_base64("a!==").is_err());
+    }
+
+    #[test]
+    fn md5_hex() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"abc").unwrap();
+        assert_eq!(
+            md5_file(f.path()).unwrap(),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+    }
+}

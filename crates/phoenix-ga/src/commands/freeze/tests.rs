@@ -1,0 +1,162 @@
+//! Freezer paths the wire cannot reach: the panic hook, the emergency thaw, the
+//! timer's generation check, an unrepresentable timeout. Root only: each test freezes
+//! an ext4 image it loop-mounts itself (never this machine's own filesystems), and the
+//! guard thaws, unmounts and detaches it even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use super::marker;
+use crate::agent::Agent;
+use crate::config::Cli;
+
+fn sh(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+struct LoopFs {
+    dir: tempfile::TempDir,
+    dev: String,
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("img");
+        let img_s = img.to_str().unwrap();
+        sh("truncate", &["-s", "32M", img_s]).expect("truncate");
+        sh("mkfs.ext4", &["-q", "-F", img_s]).expect("mkfs.ext4");
+        let dev = sh("losetup", &["-f", "--show", img_s]).expect("losetup");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let fs = LoopFs { dir, dev, mnt };
+        sh("mount", &[&fs.dev, fs.path()]).expect("mount");
+        fs
+    }
+
+    fn path(&self) -> &str {
+        self.mnt.to_str().unwrap()
+    }
+
+    /// A second FIFREEZE gets EBUSY when frozen; when not, it froze it: undo that.
+    fn is_frozen(&self) -> bool {
+        let froze_now = sh("fsfreeze", &["-f", self.path()]).is_some();
+        if froze_now {
+            sh("fsfreeze", &["-u", self.path()]);
+        }
+        !froze_now
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        sh("fsfreeze", &["-u", self.path()]);
+        if sh("umount", &[self.path()]).is_none() {
+            sh("umount", &["-l", self.path()]);
+        }
+        sh("losetup", &["-d", &self.dev]);
+        let _ = &self.dir;
+    }
+}
+
+fn agent(state: &Path, timeout: &str) -> Arc<Agent> {
+    let cli = Cli::try_parse_from([
+        "phoenix-ga",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--freeze-timeout",
+        timeout,
+    ])
+    .unwrap();
+    Arc::new(Agent::new(cli).unwrap())
+}
+
+fn freeze(agent: &Agent, fs: &LoopFs) {
+    let n = agent
+        .freeze
+        .freeze(agent, std::slice::from_ref(&fs.mnt), true)
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+    assert_eq!(n, 1);
+    assert!(fs.is_frozen() && agent.is_frozen() && agent.freeze.is_frozen());
+}
+
+fn assert_thawed(agent: &Agent, fs: &LoopFs, state: &Path) {
+    assert!(!fs.is_frozen(), "still frozen");
+    assert!(!agent.freeze.is_frozen() && !agent.is_frozen());
+    assert!(!state.join(marker::NAME).exists(), "marker left");
+}
+
+#[test]
+fn a_panic_anywhere_thaws() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "0");
+    super::install(&agent).unwrap();
+    freeze(&agent, &fs);
+    assert!(std::thread::spawn(|| panic!("boom")).join().is_err());
+    assert_thawed(&agent, &fs, state.path());
+}
+
+#[test]
+fn the_emergency_thaw_thaws_and_refuses_later_freezes() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "600");
+    freeze(&agent, &fs);
+    assert!(state.path().join(marker::NAME).exists());
+    agent.freeze.emergency_thaw(&agent, "test", true);
+    assert_thawed(&agent, &fs, state.path());
+    let e = agent
+        .freeze
+        .freeze(&agent, std::slice::from_ref(&fs.mnt), true)
+        .unwrap_err();
+    assert_eq!(e.code(), nix::libc::ESHUTDOWN);
+    assert!(!fs.is_frozen());
+}
+
+#[test]
+fn the_timer_never_thaws_a_later_freeze() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    // A timeout too large for an Instant must not panic: it never fires.
+    let agent = agent(state.path(), &u64::MAX.to_string());
+    freeze(&agent, &fs);
+    let first = agent.freeze.generation();
+    assert!(agent.freeze.thaw(&agent, "test", None).unwrap());
+    freeze(&agent, &fs);
+    assert!(!agent.freeze.thaw(&agent, "timer", Some(first)).unwrap());
+    assert!(fs.is_frozen(), "the stale timer thawed a later freeze");
+    let current = agent.freeze.generation();
+    assert!(agent.freeze.thaw(&agent, "timer", Some(current)).unwrap());
+    assert_thawed(&agent, &fs, state.path());
+    // Thawing again: nothing frozen, not an error.
+    assert!(!agent.freeze.thaw(&agent, "test", None).unwrap());
+}
+
+#[test]
+fn a_thaw_never_waits_for_a_stuck_operation() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "600");
+    freeze(&agent, &fs);
+    {
+        let _stuck = agent.freeze.hold_op();
+        // fs-unfreeze (and the timer, and exit) thaw through the recorded descriptors.
+        assert!(agent.freeze.thaw(&agent, "test", None).unwrap());
+        assert!(!fs.is_frozen(), "not thawed under a stuck operation");
+    }
+    // Once the operation gives way, a thaw settles the state.
+    agent.freeze.thaw(&agent, "test", None).unwrap();
+    assert_thawed(&agent, &fs, state.path());
+}

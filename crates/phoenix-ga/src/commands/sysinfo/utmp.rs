@@ -1,0 +1,219 @@
+//! Logged-in users from the utmp file (`struct utmp` records, as glibc writes them).
+//!
+//! The record layout is the C library's `struct utmpx` (the same as `struct utmp`),
+//! taken from the libc crate so that it is right on every architecture. On x86-64 it is
+//! 384 bytes: ut_type i16 (+2 padding), ut_pid i32, ut_line [32], ut_id [4],
+//! ut_user [32], ut_host [256], ut_exit 2×i16, ut_session i32, ut_tv {i32 sec, i32 usec}
+//! (32-bit times, so that i386 programs share the file), ut_addr_v6 [4×i32], 20 unused.
+//! aarch64 and s390x use a native `long` session and `struct timeval` instead (400 bytes).
+
+use std::io;
+use std::mem::size_of;
+use std::path::Path;
+
+use phoenix_proto::types::system::User;
+
+use crate::error::{Context as _, Error};
+
+/// One record.
+type Record = libc::utmpx;
+
+/// Size of one record.
+pub const RECORD: usize = size_of::<Record>();
+
+/// Reads the users of the utmp file at `path`; `Ok(None)` when the file does not exist
+/// (the system does not keep utmp), so that the caller can ask logind instead.
+pub fn read(path: &Path) -> Result<Option<Vec<User>>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(parse(&bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context(|| format!("read {}", path.display())),
+    }
+}
+
+/// The USER_PROCESS records with a user name and a remote host, in file order. The
+/// original agent reported exactly these (local console logins have no host); a
+/// trailing partial record (a file being written) is ignored.
+pub fn parse(bytes: &[u8]) -> Vec<User> {
+    bytes
+        .chunks_exact(RECORD)
+        .map(|chunk| {
+            // SAFETY: `chunk` holds exactly size_of::<Record>() bytes, read_unaligned
+            // needs no alignment, and `utmpx` is plain integers and byte arrays, for
+            // which every bit pattern is a valid value.
+            unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<Record>()) }
+        })
+        .filter(|r| r.ut_type == libc::USER_PROCESS)
+        .map(|r| User {
+            name: text(&r.ut_user),
+            device: text(&r.ut_line),
+            host: text(&r.ut_host),
+            login_time: r.ut_tv.tv_sec.epoch(),
+        })
+        .filter(|u| !u.name.is_empty() && !u.host.is_empty())
+        .collect()
+}
+
+/// A NUL-padded field; it fills the whole field when it is exactly that long.
+fn text(field: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = field
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `ut_tv.tv_sec`: 32 bits on x86-64 and i386, a 64-bit `time_t` elsewhere.
+trait Seconds {
+    /// Seconds since the epoch.
+    fn epoch(self) -> i64;
+}
+
+impl Seconds for i32 {
+    /// glibc 2.40 and later read the 32-bit field as unsigned so that the file keeps
+    /// working past 2038, and so do we.
+    fn epoch(self) -> i64 {
+        i64::from(self as u32)
+    }
+}
+
+impl Seconds for i64 {
+    fn epoch(self) -> i64 {
+        self
+    }
+}
+
+/// Builds one record, for the tests of this module and of the `sysinfo` module.
+#[cfg(test)]
+pub fn record(kind: i16, line: &str, user: &str, host: &str, sec: u32) -> Vec<u8> {
+    fn put(field: &mut [libc::c_char], s: &str) {
+        for (d, &b) in field.iter_mut().zip(s.as_bytes()) {
+            *d = b as libc::c_char;
+        }
+    }
+    // SAFETY: all-zero bytes are a valid `utmpx` (integers and byte arrays only).
+    let mut r: Record = unsafe { std::mem::zeroed() };
+    r.ut_type = kind;
+    r.ut_pid = 4242;
+    put(&mut r.ut_line, line);
+    put(&mut r.ut_id, "ts/0");
+    put(&mut r.ut_user, user);
+    put(&mut r.ut_host, host);
+    r.ut_tv.tv_sec = sec as _;
+    r.ut_tv.tv_usec = 123456;
+    r.ut_addr_v6 = [0x0700_000a, 0, 0, 0];
+    // SAFETY: `r` is a live value of RECORD bytes; viewing it as bytes is always valid
+    // (the padding bytes are zero, written by `zeroed`).
+    let bytes = unsafe { std::slice::from_raw_parts((&r as *const Record).cast::<u8>(), RECORD) };
+    bytes.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libc::{BOOT_TIME, DEAD_PROCESS, LOGIN_PROCESS, USER_PROCESS};
+
+    fn user(name: &str, device: &str, host: &str, t: i64) -> User {
+        User {
+            name: name.into(),
+            device: device.into(),
+            host: host.into(),
+            login_time: t,
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn layout_is_glibcs() {
+        use std::mem::offset_of;
+        assert_eq!(RECORD, 384);
+        assert_eq!(offset_of!(Record, ut_pid), 4);
+        assert_eq!(offset_of!(Record, ut_line), 8);
+        assert_eq!(offset_of!(Record, ut_user), 44);
+        assert_eq!(offset_of!(Record, ut_host), 76);
+        assert_eq!(offset_of!(Record, ut_tv), 340);
+        assert_eq!(offset_of!(Record, ut_addr_v6), 348);
+        // A record written by hand at the documented offsets reads back.
+        let mut raw = vec![0u8; 384];
+        raw[0..2].copy_from_slice(&USER_PROCESS.to_ne_bytes());
+        raw[8..13].copy_from_slice(b"pts/4");
+        raw[44..48].copy_from_slice(b"root");
+        raw[76..84].copy_from_slice(b"10.0.0.9");
+        raw[340..344].copy_from_slice(&1_700_000_000u32.to_ne_bytes());
+        assert_eq!(
+            parse(&raw),
+            vec![user("root", "pts/4", "10.0.0.9", 1_700_000_000)]
+        );
+    }
+
+    #[test]
+    fn keeps_remote_user_processes_only() {
+        let mut f = Vec::new();
+        f.extend(record(
+            BOOT_TIME,
+            "~",
+            "reboot",
+            "6.1.0-27-amd64",
+            1_700_000_000,
+        ));
+        f.extend(record(LOGIN_PROCESS, "tty1", "LOGIN", "", 1_700_000_010));
+        f.extend(record(
+            USER_PROCESS,
+            "pts/0",
+            "root",
+            "79.172.60.6",
+            1_478_346_362,
+        ));
+        f.extend(record(USER_PROCESS, "tty2", "alice", "", 1_700_000_020));
+        f.extend(record(DEAD_PROCESS, "pts/1", "", "", 1_700_000_030));
+        f.extend(record(USER_PROCESS, "pts/2", "", "10.0.0.1", 1_700_000_040));
+        f.extend(record(
+            USER_PROCESS,
+            "pts/3",
+            "bob",
+            "2001:db8::1",
+            1_700_000_050,
+        ));
+        assert_eq!(
+            parse(&f),
+            vec![
+                user("root", "pts/0", "79.172.60.6", 1_478_346_362),
+                user("bob", "pts/3", "2001:db8::1", 1_700_000_050),
+            ]
+        );
+    }
+
+    #[test]
+    fn full_width_fields_and_partial_records() {
+        let name = "u".repeat(32);
+        let host = "h".repeat(256);
+        let line = "l".repeat(32);
+        let mut f = record(USER_PROCESS, &line, &name, &host, 0xFFFF_FFF0);
+        // A record cut short by a concurrent writer is not a record.
+        f.extend(&record(USER_PROCESS, "pts/9", "eve", "x", 1)[..200]);
+        let users = parse(&f);
+        assert_eq!(users, vec![user(&name, &line, &host, 0xFFFF_FFF0)]);
+        assert!(
+            users[0].login_time > i64::from(i32::MAX),
+            "time read as unsigned"
+        );
+        assert!(parse(&[]).is_empty());
+    }
+
+    #[test]
+    fn missing_file_is_none_and_other_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(&dir.path().join("utmp")).unwrap(), None);
+        // A directory cannot be read as a file: EISDIR, with the path in the message.
+        let e = read(dir.path()).unwrap_err();
+        assert_eq!(e.code(), libc::EISDIR);
+        assert_eq!(
+            e.message(),
+            format!("read {}: Is a directory", dir.path().display())
+        );
+        let p = dir.path().join("utmp");
+        std::fs::write(&p, record(USER_PROCESS, "pts/0", "root", "h", 5)).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(vec![user("root", "pts/0", "h", 5)]));
+    }
+}
