@@ -322,10 +322,18 @@ impl Client {
     }
 }
 
-/// Decodes a return value into the caller's type.
+/// Decodes a return value into the caller's type. The error is clipped: a return
+/// value (which serde's message quotes) may be megabytes of base64.
 fn decode<R: DeserializeOwned>(execute: &str, raw: &RawValue) -> Result<R, ClientError> {
-    serde_json::from_str(raw.get())
-        .map_err(|e| ClientError::Protocol(format!("{execute}: {e}: {}", raw.get())))
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let full = format!("{execute}: {e}: {}", raw.get());
+        let end = (0..=full.len().min(300))
+            .rev()
+            .find(|&i| full.is_char_boundary(i))
+            .unwrap_or(0);
+        let more = if end < full.len() { "..." } else { "" };
+        ClientError::Protocol(format!("{}{more}", &full[..end]))
+    })
 }
 
 /// Parses a reply line. A line that does not parse may be a reply glued to the tail
@@ -350,6 +358,18 @@ fn salvage_reply(line: &[u8]) -> Option<Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_errors_quote_the_start_of_the_value() {
+        let long = RawValue::from_string(format!("\"{}\"", "é".repeat(500))).unwrap();
+        let e = decode::<u64>("file-read", &long).unwrap_err().to_string();
+        assert!(
+            e.starts_with("unexpected reply: file-read: invalid type"),
+            "{e}"
+        );
+        assert!(e.ends_with("..."), "{e}");
+        assert!(e.len() < 400, "{e}");
+    }
 
     #[test]
     fn salvages_a_reply_glued_to_garbage() {

@@ -14,7 +14,9 @@ pub mod api;
 mod conn;
 mod error;
 mod stream;
+pub mod transfer;
 
 pub use api::AgentInfo;
 pub use conn::{Client, Options};
 pub use error::{AgentError, ClientError};
+pub use transfer::{Progress, Transfer, UploadOptions};

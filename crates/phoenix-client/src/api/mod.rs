@@ -3,6 +3,11 @@
 //! commands and what the client learns about the agent; each command family has its
 //! own submodule.
 
+pub mod files;
+pub mod freeze;
+pub mod net;
+pub mod system;
+
 use std::sync::Arc;
 
 use crate::{Client, ClientError};
@@ -57,6 +62,21 @@ impl Client {
     /// it). The connection is unusable afterwards on a unix-listen socket.
     pub fn agent_shutdown(&self) -> Result<bool, ClientError> {
         self.call_no_args("agent-shutdown")
+    }
+
+    /// Calls a command that answers `true` on success; anything else is a protocol
+    /// surprise.
+    pub(crate) fn true_call<A: serde::Serialize + ?Sized>(
+        &self,
+        execute: &str,
+        args: &A,
+    ) -> Result<(), ClientError> {
+        let ok: bool = self.call(execute, args)?;
+        if ok {
+            Ok(())
+        } else {
+            Err(ClientError::Protocol(format!("{execute} returned false")))
+        }
     }
 
     /// The agent's version and commands, asked once per connection and then cached:

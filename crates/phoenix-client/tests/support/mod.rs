@@ -66,9 +66,28 @@ pub struct TestAgent {
 impl TestAgent {
     /// Starts `phoenix-ga -m unix-listen -p DIR/ga.sock ARGS...` and waits until it accepts.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with(&[], args)
+    }
+
+    /// Starts the agent in a network namespace of its own (`unshare -n`), which has
+    /// only a loopback interface, down: network commands cannot touch the host's.
+    pub fn in_netns(args: &[&str]) -> Self {
+        Self::start_with(&["unshare", "-n"], args)
+    }
+
+    /// Starts `PREFIX... phoenix-ga ...` (the prefix execs the agent, keeping its pid).
+    fn start_with(prefix: &[&str], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("ga.sock");
-        let child = Command::new(agent_binary())
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(agent_binary());
+                cmd
+            }
+            None => Command::new(agent_binary()),
+        };
+        let child = cmd
             .args(["-m", "unix-listen", "-p"])
             .arg(&sock)
             .args(args)
@@ -87,6 +106,11 @@ impl TestAgent {
     /// A client-library connection with the default options.
     pub fn client(&self) -> phoenix_client::Client {
         phoenix_client::Client::connect(&self.sock).expect("client connect")
+    }
+
+    /// The agent's pid (for `nsenter -t PID -n`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A path inside the agent's temporary directory (the agent runs on this machine,
