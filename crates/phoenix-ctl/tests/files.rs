@@ -322,3 +322,43 @@ fn cp_of_a_missing_file_fails_clearly_and_creates_nothing() {
     assert_eq!(code, 2);
     assert!(err.contains("guest:"), "{err}");
 }
+
+#[test]
+fn a_reply_that_does_not_come_in_time_exits_3() {
+    let agent = TestAgent::start(&[]);
+    // Opening a FIFO blocks in the agent until a writer comes, which never happens.
+    let fifo = agent.path("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (code, err) = fails(&agent, &["--timeout", "0.3", "cat", p(&fifo)]);
+    assert_eq!(code, 3);
+    assert_eq!(err, "phoenix-ctl: file-open: no reply within 300ms\n");
+    // The agent is fine: the next connection resyncs and gets its own replies.
+    assert_eq!(ok(&agent, &["ping"]), "0.8.0\n");
+}
+
+#[test]
+fn cat_into_a_closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let agent = TestAgent::start(&[]);
+    let big = agent.path("big");
+    fs::write(&big, noise(20 << 20)).unwrap();
+    let mut child = Command::new(common::CTL)
+        .arg("-s")
+        .arg(&agent.sock)
+        .args(["cat", p(&big)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // stdout is closed here, as `| head -c 10` does.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty());
+}
