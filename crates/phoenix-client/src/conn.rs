@@ -8,14 +8,15 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use phoenix_proto::{parse_reply, WireError, RESYNC_BYTE};
+use phoenix_proto::{parse_reply, Reply, WireError, RESYNC_BYTE};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::api::AgentInfo;
 use crate::error::{AgentError, ClientError};
 use crate::stream::{Line, LineReader, Stream};
 
@@ -59,6 +60,8 @@ pub struct Client {
     opts: Options,
     /// Set after a timeout: the next call resynchronises first.
     needs_resync: AtomicBool,
+    /// What `ping` and `get-commands` said, once asked.
+    info: Mutex<Option<Arc<AgentInfo>>>,
 }
 
 #[derive(Default)]
@@ -100,6 +103,7 @@ impl Client {
             prefix: format!("{:x}{:x}", std::process::id(), nanos),
             opts,
             needs_resync: AtomicBool::new(false),
+            info: Mutex::new(None),
         };
         if client.opts.resync_on_connect {
             client.resync()?;
@@ -112,27 +116,38 @@ impl Client {
         &self.opts
     }
 
-    /// `ping`: the agent's version.
-    pub fn ping(&self) -> Result<String, ClientError> {
-        self.call(self.opts.ping_command, &serde_json::json!({}))
-    }
-
-    /// `get-commands`: the names the agent answers.
-    pub fn commands(&self) -> Result<Vec<String>, ClientError> {
-        self.call("get-commands", &serde_json::json!({}))
-    }
-
     /// Calls `execute` with `args` and decodes the return value.
     pub fn call<A, R>(&self, execute: &str, args: &A) -> Result<R, ClientError>
     where
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        self.call_timeout(execute, args, self.opts.timeout)
+    }
+
+    /// [`Client::call`] with its own timeout, for a call known to be slow (the md5 of
+    /// a large file) or one that must fail fast.
+    pub fn call_timeout<A, R>(
+        &self,
+        execute: &str,
+        args: &A,
+        timeout: Option<Duration>,
+    ) -> Result<R, ClientError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
         let args = serde_json::value::to_raw_value(args)
             .map_err(|e| ClientError::Protocol(format!("arguments: {e}")))?;
-        let raw = self.call_raw(execute, Some(&args), self.opts.timeout)?;
-        serde_json::from_str(raw.get())
-            .map_err(|e| ClientError::Protocol(format!("{execute}: {e}: {}", raw.get())))
+        let raw = self.call_raw(execute, Some(&args), timeout)?;
+        decode(execute, &raw)
+    }
+
+    /// Calls a command that takes no arguments; the request carries no `arguments`
+    /// member at all, as hosts of the original agent send it.
+    pub fn call_no_args<R: DeserializeOwned>(&self, execute: &str) -> Result<R, ClientError> {
+        let raw = self.call_raw(execute, None, self.opts.timeout)?;
+        decode(execute, &raw)
     }
 
     /// Calls `execute` with raw JSON arguments (or none) and returns the raw return
@@ -171,6 +186,10 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .write_all(bytes)?)
+    }
+
+    pub(crate) fn info_cache(&self) -> MutexGuard<'_, Option<Arc<AgentInfo>>> {
+        self.info.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -292,14 +311,77 @@ impl Client {
 
     /// Parks a reply for its caller; replies nobody waits for are dropped.
     fn file_reply(&self, st: &mut State, bytes: &[u8]) {
-        let reply = match parse_reply(bytes) {
-            Ok(r) => r,
-            Err(_) => return, // garbage or a partial line from before a resync
+        let Some(reply) = salvage_reply(bytes) else {
+            return; // garbage from before a resync
         };
         if let Some(tag) = reply.tag {
             if st.waiting.contains(&tag) {
                 st.arrived.insert(tag, reply.result);
             }
         }
+    }
+}
+
+/// Decodes a return value into the caller's type. The error is clipped: a return
+/// value (which serde's message quotes) may be megabytes of base64.
+fn decode<R: DeserializeOwned>(execute: &str, raw: &RawValue) -> Result<R, ClientError> {
+    serde_json::from_str(raw.get()).map_err(|e| {
+        let full = format!("{execute}: {e}: {}", raw.get());
+        let end = (0..=full.len().min(300))
+            .rev()
+            .find(|&i| full.is_char_boundary(i))
+            .unwrap_or(0);
+        let more = if end < full.len() { "..." } else { "" };
+        ClientError::Protocol(format!("{}{more}", &full[..end]))
+    })
+}
+
+/// Parses a reply line. A line that does not parse may be a reply glued to the tail
+/// of a partial line (an agent restarted in the middle of a reply, or the rest of a
+/// reply meant for an earlier client): the last reply object that starts inside it
+/// and parses to the end is taken. Base64 and escaped JSON strings never contain
+/// `{"return"` or `{"error"`, so a match inside a reply's own data is impossible.
+fn salvage_reply(line: &[u8]) -> Option<Reply> {
+    if let Ok(r) = parse_reply(line) {
+        return Some(r);
+    }
+    let starts = memchr::memmem::find_iter(line, b"{\"return\"")
+        .chain(memchr::memmem::find_iter(line, b"{\"error\""))
+        .filter(|&i| i > 0);
+    let mut starts: Vec<usize> = starts.collect();
+    starts.sort_unstable();
+    starts
+        .into_iter()
+        .find_map(|i| parse_reply(&line[i..]).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_quote_the_start_of_the_value() {
+        let long = RawValue::from_string(format!("\"{}\"", "é".repeat(500))).unwrap();
+        let e = decode::<u64>("file-read", &long).unwrap_err().to_string();
+        assert!(
+            e.starts_with("unexpected reply: file-read: invalid type"),
+            "{e}"
+        );
+        assert!(e.ends_with("..."), "{e}");
+        assert!(e.len() < 400, "{e}");
+    }
+
+    #[test]
+    fn salvages_a_reply_glued_to_garbage() {
+        let r = salvage_reply(br#"{"return":"AAAA"x{"return":true,"tag":"t1"}"#).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("t1"));
+        let r = salvage_reply(
+            b"\x00\x01junk{\"error\":{\"bufb64\":\"eA==\",\"code\":2},\"tag\":\"e\"}",
+        )
+        .unwrap();
+        assert_eq!(r.tag.as_deref(), Some("e"));
+        assert_eq!(r.result.unwrap_err().code, 2);
+        assert!(salvage_reply(b"just garbage").is_none());
+        assert!(salvage_reply(br#"{"return":"#).is_none());
     }
 }

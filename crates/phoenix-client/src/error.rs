@@ -77,6 +77,43 @@ pub enum ClientError {
     /// The reply could not be understood.
     #[error("unexpected reply: {0}")]
     Protocol(String),
+    /// A local file could not be read or written (transfers).
+    #[error("{context}: {source}")]
+    Local {
+        /// What was done, with the path: `open /tmp/x`.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A transfer ended with different contents at its two ends.
+    #[error("{path}: MD5 differs after the transfer (local {local}, guest {guest})")]
+    Mismatch {
+        /// The guest path.
+        path: String,
+        /// MD5 of the bytes on the host side.
+        local: String,
+        /// MD5 the agent computed.
+        guest: String,
+    },
+    /// An upload cannot be made atomic: the agent has no `file-rename`.
+    #[error(
+        "{path}: the agent has no file-rename command, so the upload cannot go to a \
+         temporary name and be renamed when complete; write in place instead \
+         (phoenix-ctl cp --in-place), accepting that a broken transfer leaves the file incomplete"
+    )]
+    NoRename {
+        /// The guest destination.
+        path: String,
+    },
+    /// A file is larger than the caller allows (`read_file`).
+    #[error("{path}: larger than {limit} bytes")]
+    TooLarge {
+        /// The guest path.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl ClientError {

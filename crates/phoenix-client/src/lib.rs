@@ -10,9 +10,13 @@
 //! # Ok::<(), phoenix_client::ClientError>(())
 //! ```
 
+pub mod api;
 mod conn;
 mod error;
 mod stream;
+pub mod transfer;
 
+pub use api::AgentInfo;
 pub use conn::{Client, Options};
 pub use error::{AgentError, ClientError};
+pub use transfer::{Progress, Transfer, UploadOptions};

@@ -12,6 +12,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, MsgFlags};
+use nix::sys::termios;
 
 /// A connection to the agent.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl Stream {
                 .write(true)
                 .custom_flags(nix::libc::O_NOCTTY)
                 .open(path)?;
+            make_raw_if_tty(&f)?;
             Ok(Stream::Device(f))
         }
     }
@@ -67,6 +69,19 @@ impl Stream {
             Stream::Device(f) => f.read(buf),
         }
     }
+}
+
+/// A tty (a serial line, a pty) would echo and edit lines; the protocol needs every
+/// byte as sent. Other devices are left as they are.
+fn make_raw_if_tty(dev: &File) -> io::Result<()> {
+    let mut attrs = match termios::tcgetattr(dev.as_fd()) {
+        Ok(attrs) => attrs,
+        Err(Errno::ENOTTY) | Err(Errno::EINVAL) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    termios::cfmakeraw(&mut attrs);
+    termios::tcsetattr(dev.as_fd(), termios::SetArg::TCSANOW, &attrs)?;
+    Ok(())
 }
 
 /// How long a reader polls for a reply before it sleeps.

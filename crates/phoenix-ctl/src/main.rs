@@ -1,102 +1,127 @@
 //! `phoenix-ctl`: talk to a Phoenix guest agent from the host.
 //!
-//! Connects to the host end of the guest's port (the QEMU chardev UNIX socket) or to
-//! an agent's `unix-listen` socket.
+//! Each command family has its module (`system`, `net`, `files`, `freeze`); `cli` is
+//! the command line, `output` the tables, sizes and JSON printing they share.
 
+mod cli;
+mod files;
+mod freeze;
+mod net;
+mod output;
+mod system;
+
+use std::error::Error as StdError;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use phoenix_client::{Client, Options};
-use serde_json::value::RawValue;
+use clap::{CommandFactory, Parser};
+use phoenix_client::{Client, ClientError, Options};
 
-/// Talk to a Phoenix guest agent.
-#[derive(Debug, Parser)]
-#[command(name = "phoenix-ctl", version)]
-struct Cli {
-    /// The agent's socket (QEMU chardev socket or unix-listen socket).
-    #[arg(
-        short = 's',
-        long,
-        env = "PHOENIX_SOCKET",
-        default_value = "/run/phoenix-ga.sock"
-    )]
-    socket: String,
-    /// Seconds to wait for each reply.
-    #[arg(long, default_value_t = 30.0)]
-    timeout: f64,
-    /// Print replies as JSON (for scripts).
-    #[arg(long)]
-    json: bool,
-    #[command(subcommand)]
-    command: Cmd,
+use cli::{Cli, Cmd};
+
+/// What a command returns: its errors are printed on stderr by `main`.
+pub type Result<T = ()> = std::result::Result<T, Box<dyn StdError + Send + Sync>>;
+
+/// A mistake in the command line that clap cannot see (exit status 2).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Check that the agent answers; prints its version.
-    Ping,
-    /// The agent's version and the commands it supports.
-    Info,
-    /// Send one raw request, e.g. '{"execute":"ping"}', and print the reply's value.
-    Raw {
-        /// The request object.
-        request: String,
-    },
-}
+impl StdError for Usage {}
+
+/// Exit status 1: the agent, or the local side, reported an error.
+const EXIT_ERROR: u8 = 1;
+/// Exit status 2: usage error (as clap uses).
+const EXIT_USAGE: u8 = 2;
+/// Exit status 3: the agent could not be reached or did not answer in time.
+const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Completions { shell } = cli.command {
+        let mut cmd = Cli::command();
+        clap_complete::generate(shell, &mut cmd, "phoenix-ctl", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if is_broken_pipe(&*e) {
+                // `phoenix-ctl cat big | head`: the reader left, nothing to report.
+                return ExitCode::SUCCESS;
+            }
             eprintln!("phoenix-ctl: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&*e))
         }
     }
 }
 
-fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+fn exit_status(e: &(dyn StdError + 'static)) -> u8 {
+    if e.is::<Usage>() {
+        return EXIT_USAGE;
+    }
+    match e.downcast_ref::<ClientError>() {
+        Some(
+            ClientError::Connect { .. }
+            | ClientError::Io(_)
+            | ClientError::Timeout { .. }
+            | ClientError::Closed
+            | ClientError::Protocol(_),
+        ) => EXIT_UNREACHABLE,
+        _ => EXIT_ERROR,
+    }
+}
+
+fn is_broken_pipe(e: &(dyn StdError + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn run(cli: &Cli) -> Result {
+    if !(cli.timeout >= 0.0 && cli.timeout.is_finite()) {
+        return Err(Usage(format!("invalid --timeout {}", cli.timeout)).into());
+    }
     let opts = Options {
-        timeout: Some(Duration::from_secs_f64(cli.timeout)),
+        timeout: (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout)),
         ..Options::default()
     };
     let client = Client::connect_with(&cli.socket, opts)?;
+    let json = cli.json;
     match &cli.command {
-        Cmd::Ping => {
-            let v = client.ping()?;
-            if cli.json {
-                println!("{}", serde_json::json!(v));
-            } else {
-                println!("{v}");
-            }
-        }
-        Cmd::Info => {
-            let version = client.ping()?;
-            let commands = client.commands()?;
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"version": version, "commands": commands})
-                );
-            } else {
-                println!("version  {version}");
-                println!("commands {}", commands.join(" "));
-            }
-        }
-        Cmd::Raw { request } => {
-            let req: serde_json::Value = serde_json::from_str(request)?;
-            let execute = req
-                .get("execute")
-                .and_then(|e| e.as_str())
-                .ok_or("the request needs an \"execute\" string")?;
-            let args: Option<Box<RawValue>> = match req.get("arguments") {
-                Some(a) => Some(serde_json::value::to_raw_value(a)?),
-                None => None,
+        Cmd::Ping => system::ping(&client, json),
+        Cmd::Info => system::info(&client, json),
+        Cmd::Raw { request } => system::raw(&client, request),
+        Cmd::Sysinfo => system::sysinfo(&client, json),
+        Cmd::Ip { cmd } => net::ip(&client, cmd, json),
+        Cmd::Ls { long, path } => files::ls(&client, path, *long, json),
+        Cmd::Stat { path } => files::stat(&client, path, json),
+        Cmd::Cat { path } => files::cat(&client, path, json),
+        Cmd::Md5sum { path } => files::md5sum(&client, path, json),
+        Cmd::Mkdir { mode, path } => files::mkdir(&client, path, *mode, json),
+        Cmd::Chmod { mode, path } => files::chmod(&client, path, *mode, json),
+        Cmd::Chown { owner, path } => files::chown(&client, path, *owner, json),
+        Cmd::Cp {
+            src,
+            dst,
+            mode,
+            in_place,
+            quiet,
+        } => {
+            let opts = files::CpOptions {
+                mode: *mode,
+                in_place: *in_place,
+                quiet: *quiet,
             };
-            let v = client.call_raw(execute, args.as_deref(), client.options().timeout)?;
-            println!("{}", v.get());
+            files::cp(&client, src, dst, &opts, json)
         }
+        Cmd::Freeze { mountpoints } => freeze::freeze(&client, mountpoints, json),
+        Cmd::Thaw => freeze::thaw(&client, json),
+        Cmd::FreezeStatus => freeze::status(&client, json),
+        Cmd::Completions { .. } => unreachable!("handled before connecting"),
     }
-    Ok(())
 }

@@ -1,0 +1,194 @@
+//! Files and directories: `file-open`, `file-read`, `file-write`, `file-close`,
+//! `get-file-md5sum`, `file-chown`, `file-chmod`, `file-stat`, `directory-create`,
+//! `directory-list`.
+//!
+//! Data travels as bytes here; the base64 of the wire stays inside these methods.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use base64::Engine as _;
+use phoenix_proto::types::files::{
+    DirectoryCreate, DirectoryList, FileChmod, FileChown, FileOpen, FileRead, FileReadResult,
+    FileStat, FileWrite, HandleArgs, PathArgs,
+};
+
+use crate::{Client, ClientError};
+
+/// How `file-open` opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `"r"`: read.
+    Read,
+    /// `"w"`: write-only, created if missing, truncated if present.
+    Write,
+}
+
+impl OpenMode {
+    fn wire(self) -> &'static str {
+        match self {
+            OpenMode::Read => "r",
+            OpenMode::Write => "w",
+        }
+    }
+}
+
+/// One `file-read` answer, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The bytes read.
+    pub data: Vec<u8>,
+    /// The read reached the end of the file; the agent has closed the handle.
+    pub eof: bool,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl Client {
+    /// `file-open`: a handle on `path`. `perm` (decimal on the wire) applies to a file
+    /// that [`OpenMode::Write`] creates; `None` leaves the agent's default (0644).
+    pub fn file_open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+        perm: Option<u32>,
+    ) -> Result<u64, ClientError> {
+        let mut args = serde_json::to_value(FileOpen {
+            path: path.to_path_buf(),
+            mode: mode.wire().to_string(),
+            perm: perm.unwrap_or(0o644),
+            force: false,
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Some(obj) = args.as_object_mut() {
+            // Only what the caller chose: old agents know neither default nor `force`.
+            obj.remove("force");
+            if perm.is_none() {
+                obj.remove("perm");
+            }
+        }
+        self.call("file-open", &args)
+    }
+
+    /// `file-read`: the next chunk of an open file. `count` (an extension of
+    /// phoenix-rs, up to 32 MiB) asks for more than the original's 4096 bytes; an
+    /// agent without the extension ignores it and answers 4096 bytes at most.
+    pub fn file_read(&self, handle: u64, count: Option<u64>) -> Result<Chunk, ClientError> {
+        let r: FileReadResult = match count {
+            Some(count) => self.call(
+                "file-read",
+                &FileRead {
+                    handle_id: handle,
+                    count,
+                },
+            )?,
+            None => self.call("file-read", &HandleArgs { handle_id: handle })?,
+        };
+        let data = b64()
+            .decode(r.bufb64.as_bytes())
+            .map_err(|e| ClientError::Protocol(format!("file-read: bad base64: {e}")))?;
+        Ok(Chunk { data, eof: r.eof })
+    }
+
+    /// `file-write`: appends `data`; `eof` closes the handle (phoenix-rs also syncs
+    /// the file to disk first). The original agent drops the bytes of an `eof`
+    /// request, so portable callers end with an empty `eof` write, as the helpers do.
+    pub fn file_write(&self, handle: u64, data: &[u8], eof: bool) -> Result<(), ClientError> {
+        self.true_call(
+            "file-write",
+            &FileWrite {
+                handle_id: handle,
+                bufb64: Cow::Owned(b64().encode(data)),
+                eof,
+            },
+        )
+    }
+
+    /// `file-close`.
+    pub fn file_close(&self, handle: u64) -> Result<(), ClientError> {
+        self.true_call("file-close", &HandleArgs { handle_id: handle })
+    }
+
+    /// `get-file-md5sum`: lowercase hex. The agent reads the whole file: a large one
+    /// takes a while, so this call waits at least 10 minutes.
+    pub fn file_md5sum(&self, path: &Path) -> Result<String, ClientError> {
+        let timeout = self
+            .options()
+            .timeout
+            .map(|t| t.max(std::time::Duration::from_secs(600)));
+        self.call_timeout(
+            "get-file-md5sum",
+            &PathArgs {
+                path: path.to_path_buf(),
+            },
+            timeout,
+        )
+    }
+
+    /// `file-chown`; -1 leaves an id unchanged.
+    pub fn file_chown(&self, path: &Path, uid: i64, gid: i64) -> Result<(), ClientError> {
+        self.true_call(
+            "file-chown",
+            &FileChown {
+                path: path.to_path_buf(),
+                uid,
+                gid,
+            },
+        )
+    }
+
+    /// `file-chmod`: `perm` as a number (0o755), sent in decimal as the wire wants.
+    pub fn file_chmod(&self, path: &Path, perm: u32) -> Result<(), ClientError> {
+        self.true_call(
+            "file-chmod",
+            &FileChmod {
+                path: path.to_path_buf(),
+                perm,
+            },
+        )
+    }
+
+    /// `file-stat` (lstat: a final symlink is described, not followed).
+    pub fn file_stat(&self, path: &Path) -> Result<FileStat, ClientError> {
+        self.call(
+            "file-stat",
+            &PathArgs {
+                path: path.to_path_buf(),
+            },
+        )
+    }
+
+    /// `directory-create` (with parents, as `mkdir -p`); `None` leaves the agent's
+    /// default permissions (0755).
+    pub fn directory_create(&self, path: &Path, perm: Option<u32>) -> Result<(), ClientError> {
+        let mut args = serde_json::to_value(DirectoryCreate {
+            path: path.to_path_buf(),
+            perm: perm.unwrap_or(0o755),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if perm.is_none() {
+            if let Some(obj) = args.as_object_mut() {
+                obj.remove("perm");
+            }
+        }
+        self.true_call("directory-create", &args)
+    }
+
+    /// `directory-list`: at most `n` entries (`None`: all), in directory order,
+    /// without `.` and `..`.
+    pub fn directory_list(
+        &self,
+        path: &Path,
+        n: Option<u64>,
+    ) -> Result<Vec<FileStat>, ClientError> {
+        self.call(
+            "directory-list",
+            &DirectoryList {
+                path: path.to_path_buf(),
+                n: n.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+            },
+        )
+    }
+}

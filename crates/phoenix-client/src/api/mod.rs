@@ -1,0 +1,126 @@
+//! Typed calls: one method on [`Client`] per agent command, using the argument and
+//! return structs of `phoenix_proto::types`. This module holds the agent's own
+//! commands and what the client learns about the agent; each command family has its
+//! own submodule.
+
+pub mod files;
+pub mod freeze;
+pub mod net;
+pub mod system;
+
+use std::sync::Arc;
+
+use crate::{Client, ClientError};
+
+/// What the agent said about itself: its version and the commands it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// `ping`'s answer, e.g. `0.8.0` (phoenix-rs) or `0.7.1` (the Go original).
+    pub version: String,
+    /// `get-commands`' answer.
+    pub commands: Vec<String>,
+}
+
+impl AgentInfo {
+    /// Whether the agent answers `command`.
+    pub fn supports(&self, command: &str) -> bool {
+        self.commands.iter().any(|c| c == command)
+    }
+
+    /// Whether the agent has the large-transfer extensions of phoenix-rs: `count` on
+    /// `file-read` (up to 32 MiB per reply) and request lines of up to 64 MiB, so a
+    /// `file-write` may carry megabytes. The Go original (0.7 and older) reads 4 KiB
+    /// per reply and ignores `count`; phoenix-rs starts at 0.8. Neither lists
+    /// extensions in `get-commands`, so the version is the only sign.
+    pub fn large_chunks(&self) -> bool {
+        let mut parts = self.version.trim().split('.').map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u64>()
+                .ok()
+        });
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) => (major, minor) >= (0, 8),
+            _ => false,
+        }
+    }
+}
+
+impl Client {
+    /// `ping`: the agent's version.
+    pub fn ping(&self) -> Result<String, ClientError> {
+        self.call_no_args(self.options().ping_command)
+    }
+
+    /// `get-commands`: every command name the agent answers.
+    pub fn commands(&self) -> Result<Vec<String>, ClientError> {
+        self.call_no_args("get-commands")
+    }
+
+    /// `agent-shutdown`: the agent replies `true` and exits (its init system restarts
+    /// it). The connection is unusable afterwards on a unix-listen socket.
+    pub fn agent_shutdown(&self) -> Result<bool, ClientError> {
+        self.call_no_args("agent-shutdown")
+    }
+
+    /// Calls a command that answers `true` on success; anything else is a protocol
+    /// surprise.
+    pub(crate) fn true_call<A: serde::Serialize + ?Sized>(
+        &self,
+        execute: &str,
+        args: &A,
+    ) -> Result<(), ClientError> {
+        let ok: bool = self.call(execute, args)?;
+        if ok {
+            Ok(())
+        } else {
+            Err(ClientError::Protocol(format!("{execute} returned false")))
+        }
+    }
+
+    /// The agent's version and commands, asked once per connection and then cached:
+    /// the helpers use it to pick chunk sizes and optional commands.
+    pub fn info(&self) -> Result<Arc<AgentInfo>, ClientError> {
+        let mut cached = self.info_cache();
+        if let Some(info) = cached.as_ref() {
+            return Ok(Arc::clone(info));
+        }
+        let info = Arc::new(AgentInfo {
+            version: self.ping()?,
+            commands: self.commands()?,
+        });
+        *cached = Some(Arc::clone(&info));
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(version: &str) -> AgentInfo {
+        AgentInfo {
+            version: version.into(),
+            commands: vec!["ping".into(), "file-read".into()],
+        }
+    }
+
+    #[test]
+    fn large_chunks_from_0_8_on() {
+        assert!(info("0.8.0").large_chunks());
+        assert!(info("0.10.2").large_chunks());
+        assert!(info("1.0").large_chunks());
+        assert!(info("0.8.0-rc1").large_chunks());
+        assert!(!info("0.7.1").large_chunks());
+        assert!(!info("0.4").large_chunks());
+        assert!(!info("unknown").large_chunks());
+        assert!(!info("").large_chunks());
+    }
+
+    #[test]
+    fn supports_lists_commands() {
+        assert!(info("0.8.0").supports("file-read"));
+        assert!(!info("0.8.0").supports("file-rename"));
+    }
+}

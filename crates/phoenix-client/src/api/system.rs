@@ -1,0 +1,12 @@
+//! `sysinfo`: the guest's summary.
+
+use phoenix_proto::types::system::SysInfo;
+
+use crate::{Client, ClientError};
+
+impl Client {
+    /// `sysinfo`: kernel, uptime, load, memory, users and disks (sizes in KiB).
+    pub fn sysinfo(&self) -> Result<SysInfo, ClientError> {
+        self.call_no_args("sysinfo")
+    }
+}

@@ -1,0 +1,364 @@
+//! Helpers above the raw file calls: whole-file downloads and uploads with an MD5
+//! check of both ends, reading a small file, listing a directory.
+//!
+//! Chunk sizes: phoenix-rs (0.8 and later, [`AgentInfo::large_chunks`]) reads up to
+//! 32 MiB per `file-read` and takes request lines of 64 MiB, so transfers move 4 MiB
+//! per round trip; with the Go original they move 4 KiB, its fixed read size, and its
+//! request buffer is not known to take more. One request per handle is in flight at a
+//! time: the agent serves a handle's requests in the order it starts them.
+//!
+//! [`AgentInfo::large_chunks`]: crate::AgentInfo::large_chunks
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use md5::{Digest, Md5};
+use phoenix_proto::types::files::FileStat;
+use serde::Serialize;
+
+use crate::api::files::OpenMode;
+use crate::{Client, ClientError};
+
+/// Bytes per request when the agent has the large-transfer extensions.
+pub const LARGE_CHUNK: usize = 4 << 20;
+
+/// Bytes per request with the original agent (its `file-read` size).
+pub const SMALL_CHUNK: usize = 4096;
+
+/// The command an atomic upload needs (not in the original's command set):
+/// `{"execute": "file-rename", "arguments": {"src": PATH, "dst": PATH}}` -> `true`,
+/// rename(2) inside the guest.
+pub const RENAME_COMMAND: &str = "file-rename";
+
+/// [`Client::read_file`] refuses files larger than this.
+pub const READ_FILE_LIMIT: u64 = 64 << 20;
+
+/// A finished transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// MD5 of those bytes, lowercase hex, equal at both ends.
+    pub md5: String,
+}
+
+/// Told how a transfer advances (a progress bar); the default does nothing.
+pub trait Progress {
+    /// The size of the transfer, when known, before the first byte moves.
+    fn start(&mut self, _total: Option<u64>) {}
+    /// `bytes` more have moved.
+    fn advance(&mut self, _bytes: u64) {}
+}
+
+/// No progress report.
+impl Progress for () {}
+
+/// How [`Client::upload`] writes the guest file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadOptions {
+    /// Permissions of the file created in the guest (default 0644).
+    pub perm: Option<u32>,
+    /// When the agent has no `file-rename`, write straight to the destination
+    /// instead of failing with [`ClientError::NoRename`]; a broken transfer then
+    /// leaves the destination incomplete.
+    pub in_place: bool,
+    /// Bytes per request, overriding the choice made from the agent's version.
+    pub chunk: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct RenameArgs<'a> {
+    src: &'a Path,
+    dst: &'a Path,
+}
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A hidden name beside `path` for the file being written: `.NAME.phoenix-PID-N.part`.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload".into());
+    let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.phoenix-{}-{seq}.part", std::process::id()))
+}
+
+fn local(context: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> ClientError {
+    move |source| ClientError::Local {
+        context: context(),
+        source,
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads until `buf` is full or the source ends; the number of bytes read.
+fn fill(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl Client {
+    /// The `count` to ask of `file-read`: `None` (the agent's 4 KiB) for agents
+    /// without the extension.
+    fn read_count(&self) -> Result<Option<u64>, ClientError> {
+        Ok(self.info()?.large_chunks().then_some(LARGE_CHUNK as u64))
+    }
+
+    /// Streams a guest file into `out`, then checks its MD5 against the agent's.
+    pub fn download_to(
+        &self,
+        guest: &Path,
+        out: &mut dyn Write,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, ClientError> {
+        let (bytes, md5) = self.read_into(guest, out, progress, None)?;
+        let theirs = self.file_md5sum(guest)?;
+        if theirs != md5 {
+            return Err(ClientError::Mismatch {
+                path: guest.display().to_string(),
+                local: md5,
+                guest: theirs,
+            });
+        }
+        Ok(Transfer { bytes, md5 })
+    }
+
+    /// Downloads a guest file to a local path. The bytes go to a hidden temporary
+    /// file beside `local`, which replaces `local` only once complete and checked,
+    /// so a broken transfer never leaves a half file under the real name.
+    pub fn download(
+        &self,
+        guest: &Path,
+        local_path: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, ClientError> {
+        let temp = temp_beside(local_path);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+            .map_err(local(|| format!("create {}", local_path.display())))?;
+        let result = self.download_to(guest, &mut file, progress).and_then(|t| {
+            file.sync_all()
+                .map_err(local(|| format!("write {}", temp.display())))?;
+            fs::rename(&temp, local_path).map_err(local(|| {
+                format!("rename {} to {}", temp.display(), local_path.display())
+            }))?;
+            Ok(t)
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Streams a guest file into `out` without the MD5 check (`cat`); the byte count.
+    pub fn copy_to(&self, guest: &Path, out: &mut dyn Write) -> Result<u64, ClientError> {
+        self.read_into(guest, out, &mut (), None)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// Reads a whole guest file (at most [`READ_FILE_LIMIT`] bytes).
+    pub fn read_file(&self, guest: &Path) -> Result<Vec<u8>, ClientError> {
+        let mut data = Vec::new();
+        self.read_into(guest, &mut data, &mut (), Some(READ_FILE_LIMIT))?;
+        Ok(data)
+    }
+
+    /// Lists a directory, sorted by name.
+    pub fn list_dir(&self, guest: &Path) -> Result<Vec<FileStat>, ClientError> {
+        let mut entries = self.directory_list(guest, None)?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Opens, reads to the end (closing the handle on any failure) and returns the
+    /// byte count and MD5.
+    fn read_into(
+        &self,
+        guest: &Path,
+        out: &mut dyn Write,
+        progress: &mut dyn Progress,
+        limit: Option<u64>,
+    ) -> Result<(u64, String), ClientError> {
+        let count = self.read_count()?;
+        let handle = self.file_open(guest, OpenMode::Read, None)?;
+        let result = (|| {
+            let size = self
+                .file_stat(guest)
+                .ok()
+                .filter(|s| s.stat.Mode & 0o170000 == 0o100000)
+                .map(|s| s.stat.Size.max(0) as u64);
+            if let (Some(size), Some(limit)) = (size, limit) {
+                if size > limit {
+                    return Err(ClientError::TooLarge {
+                        path: guest.display().to_string(),
+                        limit,
+                    });
+                }
+            }
+            progress.start(size);
+            let mut md5 = Md5::new();
+            let mut bytes = 0u64;
+            loop {
+                let chunk = self.file_read(handle, count)?;
+                bytes += chunk.data.len() as u64;
+                if limit.is_some_and(|l| bytes > l) {
+                    return Err(ClientError::TooLarge {
+                        path: guest.display().to_string(),
+                        limit: limit.unwrap_or_default(),
+                    });
+                }
+                md5.update(&chunk.data);
+                out.write_all(&chunk.data)
+                    .map_err(local(|| "write the downloaded data".to_string()))?;
+                progress.advance(chunk.data.len() as u64);
+                if chunk.eof {
+                    return Ok((bytes, hex(&md5.finalize())));
+                }
+            }
+        })();
+        if matches!(result, Err(ref e) if !matches!(e, ClientError::Closed)) {
+            // The handle is still open unless the agent answered eof.
+            let _ = self.file_close(handle);
+        }
+        result
+    }
+
+    /// Uploads a local file to a guest path; see [`Client::upload_from`].
+    pub fn upload(
+        &self,
+        local_path: &Path,
+        guest: &Path,
+        opts: UploadOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, ClientError> {
+        let mut file =
+            File::open(local_path).map_err(local(|| format!("open {}", local_path.display())))?;
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        progress.start(size);
+        self.upload_from(&mut file, guest, opts, progress)
+    }
+
+    /// Uploads everything `src` yields to a guest path. With an agent that has
+    /// `file-rename`, the data goes to a hidden temporary name beside `guest`, is
+    /// checked (MD5 of both ends), and only then renamed to `guest`: a broken
+    /// transfer never leaves a half file under the real name (it may leave the
+    /// hidden temporary file, which no command can remove). Without `file-rename`
+    /// the upload fails with [`ClientError::NoRename`] unless
+    /// [`UploadOptions::in_place`] is set.
+    pub fn upload_from(
+        &self,
+        src: &mut dyn Read,
+        guest: &Path,
+        opts: UploadOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<Transfer, ClientError> {
+        let info = self.info()?;
+        let atomic = info.supports(RENAME_COMMAND);
+        if !atomic && !opts.in_place {
+            return Err(ClientError::NoRename {
+                path: guest.display().to_string(),
+            });
+        }
+        let chunk = opts.chunk.unwrap_or(if info.large_chunks() {
+            LARGE_CHUNK
+        } else {
+            SMALL_CHUNK
+        });
+        let target = if atomic {
+            temp_beside(guest)
+        } else {
+            guest.to_path_buf()
+        };
+        let handle = self.file_open(&target, OpenMode::Write, opts.perm)?;
+        let mut buf = vec![0u8; chunk.max(1)];
+        let mut md5 = Md5::new();
+        let mut bytes = 0u64;
+        let written = (|| loop {
+            let n = fill(src, &mut buf).map_err(local(|| "read the data to upload".into()))?;
+            if n == 0 {
+                // An empty eof write: the original agent drops the data of an eof
+                // request; phoenix-rs syncs the file to disk before answering.
+                return self.file_write(handle, &[], true);
+            }
+            self.file_write(handle, &buf[..n], false)?;
+            md5.update(&buf[..n]);
+            bytes += n as u64;
+            progress.advance(n as u64);
+        })();
+        if let Err(e) = written {
+            let _ = self.file_close(handle);
+            return Err(e);
+        }
+        let md5 = hex(&md5.finalize());
+        let theirs = self.file_md5sum(&target)?;
+        if theirs != md5 {
+            return Err(ClientError::Mismatch {
+                path: target.display().to_string(),
+                local: md5,
+                guest: theirs,
+            });
+        }
+        if atomic {
+            let ok: bool = self.call(
+                RENAME_COMMAND,
+                &RenameArgs {
+                    src: &target,
+                    dst: guest,
+                },
+            )?;
+            if !ok {
+                return Err(ClientError::Protocol(format!(
+                    "{RENAME_COMMAND} returned false"
+                )));
+            }
+        }
+        Ok(Transfer { bytes, md5 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_hidden_and_beside() {
+        let t = temp_beside(Path::new("/srv/data/file.bin"));
+        assert_eq!(t.parent(), Some(Path::new("/srv/data")));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".file.bin.phoenix-"), "{name}");
+        assert!(name.ends_with(".part"), "{name}");
+        assert_ne!(t, temp_beside(Path::new("/srv/data/file.bin")));
+    }
+
+    #[test]
+    fn fill_reads_across_short_reads() {
+        let mut src = io::Read::chain(&b"ab"[..], &b"cde"[..]);
+        let mut buf = [0u8; 4];
+        assert_eq!(fill(&mut src, &mut buf).unwrap(), 4);
+        assert_eq!(&buf, b"abcd");
+        assert_eq!(fill(&mut src, &mut buf).unwrap(), 1);
+        assert_eq!(fill(&mut src, &mut buf).unwrap(), 0);
+    }
+}

@@ -1,0 +1,407 @@
+//! The command line: `phoenix-ctl [-s SOCKET] [--timeout S] [--json] COMMAND ...`.
+//!
+//! Subcommands are shaped like the tools people know (`ip`, `ls`, `chmod`, `cp`), so
+//! their arguments read the same way.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Talk to a Phoenix guest agent from the host.
+///
+/// Connects to the host end of the guest's agent port (the QEMU chardev UNIX socket,
+/// e.g. `-chardev socket,id=ga0,path=/run/vm1-ga.sock,server=on,wait=off`), or to an
+/// agent's own unix-listen socket. Exit status: 0 on success, 1 when the agent (or
+/// the local side) reports an error, 2 on a usage error, 3 when the agent cannot be
+/// reached or does not answer in time.
+#[derive(Debug, Parser)]
+#[command(name = "phoenix-ctl", version, propagate_version = true)]
+pub struct Cli {
+    /// The agent's socket (QEMU chardev socket or unix-listen socket), or a serial
+    /// device path.
+    #[arg(
+        short = 's',
+        long,
+        env = "PHOENIX_SOCKET",
+        default_value = "/run/phoenix-ga.sock",
+        global = true
+    )]
+    pub socket: PathBuf,
+    /// Seconds to wait for each reply (0 waits for ever).
+    #[arg(long, default_value_t = 30.0, value_name = "S", global = true)]
+    pub timeout: f64,
+    /// Print replies as JSON, one line per command (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Check that the agent answers; prints its version.
+    Ping,
+    /// The agent's version and the commands it supports.
+    Info,
+    /// A summary of the guest: kernel, uptime, load, memory, users, disks.
+    Sysinfo,
+    /// Network interfaces, addresses and routes, as `ip` shows them.
+    Ip {
+        #[command(subcommand)]
+        cmd: IpCmd,
+    },
+    /// List a directory (or show one file), as `ls`.
+    Ls {
+        /// Long listing: mode, links, owner, size, time, name.
+        #[arg(short = 'l')]
+        long: bool,
+        /// The guest path.
+        path: String,
+    },
+    /// Show a file's status, as `stat` (a final symlink is not followed).
+    Stat {
+        /// The guest path.
+        path: String,
+    },
+    /// Print a guest file to stdout.
+    Cat {
+        /// The guest path.
+        path: String,
+    },
+    /// Print the MD5 of a guest file, as `md5sum`.
+    Md5sum {
+        /// The guest path.
+        path: String,
+    },
+    /// Create a directory and its missing parents (`mkdir -p`).
+    Mkdir {
+        /// Permissions in octal (default 755).
+        #[arg(short = 'm', long = "mode", value_parser = parse_mode, value_name = "MODE")]
+        mode: Option<u32>,
+        /// The guest path.
+        path: String,
+    },
+    /// Change a file's permissions, as `chmod` (octal modes only).
+    Chmod {
+        /// The new permissions in octal, e.g. 644 or 4755.
+        #[arg(value_parser = parse_mode)]
+        mode: u32,
+        /// The guest path.
+        path: String,
+    },
+    /// Change a file's owner and group, as `chown` (numeric ids only).
+    Chown {
+        /// `UID:GID`, `UID` (group unchanged) or `:GID` (owner unchanged).
+        #[arg(value_parser = parse_owner, value_name = "UID:GID")]
+        owner: (i64, i64),
+        /// The guest path.
+        path: String,
+    },
+    /// Copy a file between host and guest: `cp guest:SRC DST` or `cp SRC guest:DST`.
+    ///
+    /// SRC may be `-` (stdin) when copying to the guest, DST may be `-` (stdout)
+    /// when copying from it. The MD5 of both ends is compared at the end. An upload
+    /// goes to a temporary name beside DST and is renamed only when complete, when
+    /// the agent has `file-rename`; without it, `--in-place` is needed.
+    Cp {
+        /// The source: `guest:PATH`, a local path, or `-`.
+        src: String,
+        /// The destination: `guest:PATH`, a local path, or `-`.
+        dst: String,
+        /// Permissions of a file created in the guest, in octal (default 644).
+        #[arg(short = 'm', long = "mode", value_parser = parse_mode, value_name = "MODE")]
+        mode: Option<u32>,
+        /// Upload straight to DST when the agent cannot rename: a broken transfer
+        /// then leaves DST incomplete.
+        #[arg(long)]
+        in_place: bool,
+        /// No progress bar, even on a terminal.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Freeze the guest's filesystems (all freezable ones, or the mountpoints given).
+    Freeze {
+        /// Mountpoints to freeze (default: every freezable filesystem).
+        mountpoints: Vec<String>,
+    },
+    /// Thaw the frozen filesystems.
+    Thaw,
+    /// Whether the guest's filesystems are frozen.
+    FreezeStatus,
+    /// Send one raw request and print the reply's value, e.g.
+    /// `raw '{"execute":"file-stat","arguments":{"path":"/etc"}}'`.
+    Raw {
+        /// The request object.
+        request: String,
+    },
+    /// Print a shell completion script, e.g. `phoenix-ctl completions bash >
+    /// /etc/bash_completion.d/phoenix-ctl`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `ip` objects.
+#[derive(Debug, Subcommand)]
+pub enum IpCmd {
+    /// Interface addresses.
+    #[command(visible_alias = "a")]
+    Addr {
+        #[command(subcommand)]
+        cmd: Option<AddrCmd>,
+    },
+    /// Interfaces.
+    #[command(visible_alias = "l")]
+    Link {
+        #[command(subcommand)]
+        cmd: Option<LinkCmd>,
+    },
+    /// The main routing table.
+    #[command(visible_alias = "r")]
+    Route {
+        #[command(subcommand)]
+        cmd: Option<RouteCmd>,
+    },
+}
+
+/// `ip addr` actions.
+#[derive(Debug, Subcommand)]
+pub enum AddrCmd {
+    /// Every interface with its addresses.
+    #[command(visible_alias = "list")]
+    Show,
+    /// Add an address: `ip addr add 10.0.0.2/24 dev eth0`.
+    Add(AddrArgs),
+    /// Remove an address: `ip addr del 10.0.0.2/24 dev eth0`.
+    Del(AddrArgs),
+}
+
+/// `ADDR/PREFIX dev IFNAME`.
+#[derive(Debug, clap::Args)]
+pub struct AddrArgs {
+    /// The address with its prefix length, e.g. 10.0.0.2/24 or fd00::2/64.
+    pub addr: String,
+    /// The word `dev`.
+    #[arg(value_parser = ["dev"], hide_possible_values = true)]
+    pub dev_word: String,
+    /// The interface.
+    pub ifname: String,
+}
+
+/// `ip link` actions.
+#[derive(Debug, Subcommand)]
+pub enum LinkCmd {
+    /// Every interface (as `ip addr show`).
+    #[command(visible_alias = "list")]
+    Show,
+    /// Bring an interface up or down: `ip link set eth0 up`.
+    Set {
+        /// The interface.
+        ifname: String,
+        /// The new state.
+        state: LinkState,
+    },
+}
+
+/// An interface state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinkState {
+    /// Up.
+    Up,
+    /// Down.
+    Down,
+}
+
+/// `ip route` actions.
+#[derive(Debug, Subcommand)]
+pub enum RouteCmd {
+    /// The routes of the main table.
+    #[command(visible_alias = "list")]
+    Show {
+        /// IPv4 routes only.
+        #[arg(short = '4', conflicts_with = "v6")]
+        v4: bool,
+        /// IPv6 routes only.
+        #[arg(short = '6')]
+        v6: bool,
+    },
+    /// Add a route: `ip route add PREFIX [via GW] [src SRC] dev IFNAME [scope S]`.
+    Add(RouteWords),
+    /// Remove a route: `ip route del PREFIX [via GW] [src SRC] dev IFNAME [scope S]`.
+    Del(RouteWords),
+}
+
+/// The words of `ip route add|del`, as iproute2 takes them.
+#[derive(Debug, clap::Args)]
+pub struct RouteWords {
+    /// The destination, `ADDR/PREFIX` or `default`.
+    pub prefix: String,
+    /// `via GW`, `src SRC`, `dev IFNAME`, `scope universe|site|link|host|N`.
+    #[arg(num_args = 0.., allow_hyphen_values = true, value_name = "KEYWORD VALUE")]
+    pub words: Vec<String>,
+}
+
+/// A route parsed from [`RouteWords`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination prefix.
+    pub dst: String,
+    /// Gateway.
+    pub via: Option<String>,
+    /// Preferred source.
+    pub src: Option<String>,
+    /// Output interface.
+    pub dev: String,
+    /// Scope number.
+    pub scope: Option<u8>,
+}
+
+impl RouteWords {
+    /// Reads `via`, `src`, `dev` and `scope` pairs; `dev` is required.
+    pub fn parse(&self) -> Result<RouteSpec, String> {
+        let (mut via, mut src, mut dev, mut scope) = (None, None, None, None);
+        let mut it = self.words.iter();
+        while let Some(word) = it.next() {
+            let value = it
+                .next()
+                .ok_or_else(|| format!("`{word}` needs a value"))?
+                .clone();
+            match word.as_str() {
+                "via" => via = Some(value),
+                "src" => src = Some(value),
+                "dev" | "oif" => dev = Some(value),
+                "scope" => scope = Some(parse_scope(&value)?),
+                other => {
+                    return Err(format!(
+                        "unknown route keyword `{other}` (expected via, src, dev or scope)"
+                    ))
+                }
+            }
+        }
+        Ok(RouteSpec {
+            dst: self.prefix.clone(),
+            via,
+            src,
+            dev: dev.ok_or("a route needs `dev IFNAME`")?,
+            scope,
+        })
+    }
+}
+
+/// A scope name of `ip route` or its number.
+pub fn parse_scope(s: &str) -> Result<u8, String> {
+    Ok(match s {
+        "universe" | "global" => 0,
+        "site" => 200,
+        "link" => 253,
+        "host" => 254,
+        "nowhere" => 255,
+        n => n
+            .parse::<u8>()
+            .map_err(|_| format!("invalid scope `{s}` (universe, site, link, host or 0-255)"))?,
+    })
+}
+
+/// The name `ip route` gives a scope number.
+pub fn scope_name(scope: u8) -> String {
+    match scope {
+        0 => "global".into(),
+        200 => "site".into(),
+        253 => "link".into(),
+        254 => "host".into(),
+        255 => "nowhere".into(),
+        n => n.to_string(),
+    }
+}
+
+/// An octal mode as `chmod` takes it: 1 to 4 octal digits.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!(
+            "invalid mode `{s}`: octal digits, e.g. 644 or 4755"
+        ));
+    }
+    u32::from_str_radix(s, 8).map_err(|e| e.to_string())
+}
+
+/// `UID:GID`, `UID` or `:GID` (numeric); a missing part is -1, "leave unchanged".
+pub fn parse_owner(s: &str) -> Result<(i64, i64), String> {
+    let id = |part: &str, what: &str| -> Result<i64, String> {
+        if part.is_empty() {
+            return Ok(-1);
+        }
+        part.parse::<u32>()
+            .map(i64::from)
+            .map_err(|_| format!("invalid {what} `{part}`: numeric ids only"))
+    };
+    let (uid, gid) = match s.split_once(':') {
+        Some((u, g)) => (id(u, "uid")?, id(g, "gid")?),
+        None => (id(s, "uid")?, -1),
+    };
+    if uid == -1 && gid == -1 {
+        return Err("give UID:GID, UID or :GID".into());
+    }
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn modes_and_owners() {
+        assert_eq!(parse_mode("644"), Ok(0o644));
+        assert_eq!(parse_mode("4755"), Ok(0o4755));
+        assert!(parse_mode("8").is_err());
+        assert!(parse_mode("u+x").is_err());
+        assert!(parse_mode("17777").is_err());
+        assert_eq!(parse_owner("1000:100"), Ok((1000, 100)));
+        assert_eq!(parse_owner("1000"), Ok((1000, -1)));
+        assert_eq!(parse_owner(":100"), Ok((-1, 100)));
+        assert!(parse_owner("root:root").is_err());
+        assert!(parse_owner(":").is_err());
+    }
+
+    #[test]
+    fn route_words() {
+        let w = RouteWords {
+            prefix: "10.1.0.0/16".into(),
+            words: ["via", "10.0.0.1", "dev", "eth0", "scope", "link"]
+                .map(String::from)
+                .to_vec(),
+        };
+        assert_eq!(
+            w.parse(),
+            Ok(RouteSpec {
+                dst: "10.1.0.0/16".into(),
+                via: Some("10.0.0.1".into()),
+                src: None,
+                dev: "eth0".into(),
+                scope: Some(253),
+            })
+        );
+        let w = RouteWords {
+            prefix: "default".into(),
+            words: vec!["via".into(), "10.0.0.1".into()],
+        };
+        assert!(w.parse().unwrap_err().contains("dev"));
+        let w = RouteWords {
+            prefix: "default".into(),
+            words: vec!["dev".into()],
+        };
+        assert!(w.parse().unwrap_err().contains("needs a value"));
+        let w = RouteWords {
+            prefix: "default".into(),
+            words: vec!["metric".into(), "5".into()],
+        };
+        assert!(w.parse().unwrap_err().contains("unknown route keyword"));
+    }
+}
