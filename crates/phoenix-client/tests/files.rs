@@ -134,13 +134,21 @@ fn download_and_upload_with_md5_check() {
         "4 MiB per read: 3 full reads, then the one reaching eof"
     );
 
-    // Without file-rename, uploads need in_place.
+    // The agent has file-rename: the upload is written under a temporary name and
+    // renamed into place when complete, leaving no temporary file.
+    let atomic = agent.path("atomic.bin");
+    let t1 = client
+        .upload(&local, &atomic, UploadOptions::default(), &mut ())
+        .unwrap();
+    assert_eq!(t1, t);
+    assert!(fs::read(&atomic).unwrap() == data);
+    let leftovers: Vec<_> = fs::read_dir(atomic.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let up = agent.path("up.bin");
-    let e = client
-        .upload(&local, &up, UploadOptions::default(), &mut ())
-        .unwrap_err();
-    assert!(matches!(e, ClientError::NoRename { .. }), "{e}");
-    assert!(!up.exists());
     let opts = UploadOptions {
         in_place: true,
         perm: Some(0o640),

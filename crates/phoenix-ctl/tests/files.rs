@@ -205,23 +205,24 @@ fn cp_50_mib_both_ways() {
     fs::write(&src, &data).unwrap();
     let guest = agent.path("guest-copy");
 
-    // The agent has no file-rename: an upload is refused unless in place, and the
-    // refusal leaves nothing behind.
-    let (code, err) = fails(&agent, &["cp", p(&src), &format!("guest:{}", p(&guest))]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("file-rename") && err.contains("--in-place"),
-        "{err}"
-    );
-    assert!(!guest.exists());
-
-    let v = json(
-        &agent,
-        &["cp", "--in-place", p(&src), &format!("guest:{}", p(&guest))],
-    );
+    // An upload goes to a temporary name and is renamed into place when complete.
+    let v = json(&agent, &["cp", p(&src), &format!("guest:{}", p(&guest))]);
     assert_eq!(v["bytes"], 50 << 20);
     assert_eq!(v["md5"], sum);
     assert_eq!(md5_hex(&fs::read(&guest).unwrap()), sum);
+    // --in-place writes the destination directly.
+    let direct = agent.path("guest-direct");
+    let v = json(
+        &agent,
+        &[
+            "cp",
+            "--in-place",
+            p(&src),
+            &format!("guest:{}", p(&direct)),
+        ],
+    );
+    assert_eq!(v["md5"], sum);
+    assert_eq!(md5_hex(&fs::read(&direct).unwrap()), sum);
 
     let back = agent.path("local-back");
     assert_eq!(

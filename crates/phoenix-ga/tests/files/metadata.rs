@@ -345,3 +345,48 @@ fn reference_documents_every_file_command() {
         );
     }
 }
+
+#[test]
+fn file_rename_replaces_atomically_and_reports_errno() {
+    let a = agent(&[]);
+    let dir = a.dir.path();
+    let (tmp, dst) = (dir.join(".upload.part"), dir.join("upload"));
+    fs::write(&tmp, "new").unwrap();
+    fs::write(&dst, "old").unwrap();
+    let ino = fs::metadata(&tmp).unwrap().ino();
+    let mut c = a.raw();
+    assert_eq!(
+        ok(
+            &mut c,
+            "file-rename",
+            json!({"src": s(&tmp), "dst": s(&dst)})
+        ),
+        true
+    );
+    assert!(!tmp.exists());
+    assert_eq!(fs::read_to_string(&dst).unwrap(), "new");
+    assert_eq!(fs::metadata(&dst).unwrap().ino(), ino, "not the same file");
+
+    let (msg, code) = fails(
+        &mut c,
+        "file-rename",
+        json!({"src": s(&tmp), "dst": s(&dst)}),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        msg.starts_with(&format!("rename {} to {}", s(&tmp), s(&dst))),
+        "{msg}"
+    );
+    let sub = dir.join("sub");
+    fs::create_dir(&sub).unwrap();
+    fs::write(sub.join("x"), "").unwrap();
+    let (_, code) = fails(
+        &mut c,
+        "file-rename",
+        json!({"src": s(&dst), "dst": s(&sub)}),
+    );
+    assert_eq!(code, 21, "a file over a directory is EISDIR");
+    let (msg, code) = fails(&mut c, "file-rename", json!({"src": s(&dst)}));
+    assert_eq!(code, -1);
+    assert!(msg.contains("missing field `dst`"), "{msg}");
+}

@@ -103,6 +103,15 @@ pub struct PathArgs {
     pub path: PathBuf,
 }
 
+/// `file-rename` arguments (extension): rename(2), replacing `dst` atomically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRename {
+    /// The existing file.
+    pub src: PathBuf,
+    /// Its new name; an existing file there is replaced in one step.
+    pub dst: PathBuf,
+}
+
 /// `file-chown` arguments. -1 leaves the id unchanged (as chown(2) does).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChown {

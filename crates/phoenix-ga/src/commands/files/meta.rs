@@ -7,7 +7,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use phoenix_proto::types::files::{
-    DirectoryCreate, DirectoryList, FileChmod, FileChown, FileStat, PathArgs, Stat, Timespec,
+    DirectoryCreate, DirectoryList, FileChmod, FileChown, FileRename, FileStat, PathArgs, Stat,
+    Timespec,
 };
 use serde_json::value::RawValue;
 
@@ -98,6 +99,15 @@ pub(super) fn file_chmod(_: &Agent, args: &Args<'_>) -> Outcome {
     check_perm(args, a.perm)?;
     fs::set_permissions(&a.path, Permissions::from_mode(a.perm))
         .context(|| format!("chmod {}", a.path.display()))?;
+    reply(&true)
+}
+
+/// `file-rename` (extension): rename(2), so a host can write an upload under a
+/// temporary name and put it in place in one atomic step when it is complete.
+pub(super) fn file_rename(_: &Agent, args: &Args<'_>) -> Outcome {
+    let a: FileRename = args.parse()?;
+    fs::rename(&a.src, &a.dst)
+        .context(|| format!("rename {} to {}", a.src.display(), a.dst.display()))?;
     reply(&true)
 }
 

@@ -33,4 +33,5 @@ pub static COMMANDS: &[Command] = &[
     worker("file-stat", meta::file_stat),
     worker("directory-create", meta::directory_create),
     worker("directory-list", meta::directory_list),
+    worker("file-rename", meta::file_rename),
 ];
