@@ -167,8 +167,9 @@ fn run_job(inner: &Inner, job: Job, bytes: usize) {
     }
 }
 
-/// Gives the heap's free memory back to the kernel once a burst of large transfers is
-/// over, so the agent's RSS returns near its start-up size.
+/// Gives the heap's free memory back to the kernel once a burst of large work (md5
+/// buffers, big listings, transfer lines kept by the framer) is over, so the agent's
+/// RSS returns near its start-up size.
 fn trim() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free heap memory; it is thread-safe.
