@@ -714,6 +714,13 @@ fn wrong_types_and_sizes_for_every_argument_of_every_command() {
                 if pathlike && raw.len() > 100_000 {
                     assert_eq!(code, 36, "{what}: {}", short(&msg));
                 }
+                if pathlike && raw.contains("\\u0000") {
+                    assert_eq!(code, -1, "{what}: {}", short(&msg));
+                }
+                // An interface name no interface can have is the kernel's ENODEV.
+                if *field == "ifname" && raw.starts_with('"') {
+                    assert_eq!(code, 19, "{what}: {}", short(&msg));
+                }
                 ping(&mut c, &format!("{tag}p"));
             }
         }
@@ -815,4 +822,44 @@ fn client_connecting_during_descriptor_exhaustion_is_served() {
     // served on a retry): never accepted and then dropped.
     let r = late_reply(&mut late).expect("the client was accepted and then dropped");
     assert_eq!(r["tag"], "late", "{r}");
+}
+
+#[test]
+fn signal_storm_during_a_read_blocked_on_a_pipe() {
+    let mut agent = TestAgent::unix(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // The writer end, opened once the agent opens the reader end.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::OpenOptions::new().write(true).open(fifo).unwrap())
+    };
+    let mut c = agent.raw();
+    let h = ok(&mut c, "file-open", json!({"path": s(&fifo)}));
+    let mut writer = writer.join().unwrap();
+    // A read that blocks in read(2) while the storm goes on.
+    let blocked = {
+        let (mut c2, h) = (agent.raw(), h.clone());
+        std::thread::spawn(move || {
+            call(&mut c2, "file-read", json!({"handle_id": h, "count": 100}))
+        })
+    };
+    let storm = SignalStorm::start(agent.pid(), storm_signals());
+    for i in 0..20 {
+        ping(&mut c, &format!("p{i}"));
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    std::io::Write::write_all(&mut writer, b"hello").unwrap();
+    let r = blocked.join().unwrap();
+    let sent = storm.stop();
+    assert!(sent > 100, "only {sent} signals");
+    // Not EINTR: the read waited through every signal and got the bytes.
+    let got = ret(&r);
+    assert_eq!(unb64(&got["bufb64"]), b"hello", "{r}");
+    assert_eq!(got["eof"], json!(false));
+    drop(writer);
+    let r = ok(&mut c, "file-read", json!({"handle_id": h}));
+    assert_eq!(r, json!({"bufb64": "", "eof": true}));
+    assert!(alive(&mut agent.child));
 }
