@@ -378,12 +378,33 @@ fn late_reply(c: &mut RawConn) -> Option<Value> {
     }
 }
 
+/// Waits until the agent holds only the listening socket and the one connection
+/// (a stream and its clone): the start-up probe's connection is gone, so no descriptor
+/// is freed behind the test's back while it exhausts them.
+fn settle_sockets(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let sockets = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count();
+        if sockets == 3 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sockets} sockets");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn descriptor_exhaustion_gives_emfile_and_recovers() {
     let mut cmd = Command::new("prlimit");
     cmd.args(["--nofile=32:32", "--"]);
     let mut agent = TestAgent::unix_with(cmd, &[]);
     let mut c = agent.raw();
+    ping(&mut c, "start");
+    settle_sockets(agent.pid());
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, b"hello\n").unwrap();
@@ -801,6 +822,8 @@ fn client_connecting_during_descriptor_exhaustion_is_served() {
     cmd.args(["--nofile=32:32", "--"]);
     let agent = TestAgent::unix_with(cmd, &[]);
     let mut c = agent.raw();
+    ping(&mut c, "start");
+    settle_sockets(agent.pid());
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, b"x").unwrap();
