@@ -14,24 +14,7 @@ use std::time::Duration;
 
 use common::{err, ret, RawConn, TestAgent};
 use faults_support::*;
-use nix::sys::signal::Signal;
-use serde_json::{json, Value};
-
-/// Signals the agent must shrug off (none of them asks it to exit).
-fn storm_signals() -> Vec<Signal> {
-    use Signal::*;
-    vec![SIGCHLD, SIGWINCH, SIGIO, SIGHUP, SIGPIPE, SIGUSR1]
-}
-
-/// One sysinfo call whose reply must be ours and complete.
-fn sysinfo_ok(c: &mut RawConn, tag: &str, release: &str) {
-    let r = c.request(json!({"execute": "sysinfo", "tag": tag}));
-    assert_eq!(r["tag"], tag);
-    let info = ret(&r);
-    assert_eq!(info["uname"]["release"], json!(release));
-    assert!(info["ram"]["total"].as_u64().unwrap() > 0, "{info}");
-    assert!(info["disks"].is_array(), "{info}");
-}
+use serde_json::json;
 
 #[test]
 fn signal_storm_during_transfers_and_sysinfo() {
@@ -368,35 +351,6 @@ fn directory_removed_between_and_during_listing() {
     assert!(alive(&mut agent.child));
 }
 
-/// The reply on a connection the agent may have dropped: None when it was closed.
-fn late_reply(c: &mut RawConn) -> Option<Value> {
-    use std::io::BufRead;
-    let mut line = String::new();
-    match std::io::BufReader::new(&c.stream).read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(serde_json::from_str(&line).expect("a whole JSON reply")),
-    }
-}
-
-/// Waits until the agent holds only the listening socket and the one connection
-/// (a stream and its clone): the start-up probe's connection is gone, so no descriptor
-/// is freed behind the test's back while it exhausts them.
-fn settle_sockets(pid: u32) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let sockets = fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-            .filter(|l| l.to_string_lossy().starts_with("socket:"))
-            .count();
-        if sockets == 3 {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{sockets} sockets");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn descriptor_exhaustion_gives_emfile_and_recovers() {
     let mut cmd = Command::new("prlimit");
@@ -463,90 +417,6 @@ fn descriptor_exhaustion_gives_emfile_and_recovers() {
         assert_eq!(unb64(&r["bufb64"]), b"hello\n");
     }
     ping(&mut c, "end");
-}
-
-/// Raw JSON texts of wrong values for a string argument.
-fn bad_strings() -> Vec<String> {
-    let mut v: Vec<String> = [
-        "123",
-        "-1",
-        "true",
-        "[]",
-        "[\"x\"]",
-        "{}",
-        "{\"a\":1}",
-        "\"\"",
-        "\"a\\u0000b\"",
-    ]
-    .map(String::from)
-    .to_vec();
-    v.push(format!("\"/{}\"", "a".repeat(100 * 1024)));
-    v
-}
-
-/// Raw JSON texts of wrong values for an integer argument (2^63, 2^64, 2^40...).
-fn bad_ints() -> Vec<String> {
-    [
-        "-1",
-        "-9223372036854775808",
-        "9223372036854775808",
-        "18446744073709551616",
-        "1099511627776",
-        "1.5",
-        "\"1\"",
-        "true",
-        "[]",
-        "{}",
-        "\"\"",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn bad_bools() -> Vec<String> {
-    ["\"true\"", "1", "[]", "{}", "\"\""]
-        .map(String::from)
-        .to_vec()
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Str,
-    Int,
-    Bool,
-}
-
-/// A command's arguments: (name, kind, harmless baseline value as JSON text).
-type Fields = Vec<(&'static str, Kind, String)>;
-
-/// Whether `cmd` may legitimately succeed with `field` = `raw` (documented values).
-fn may_succeed(cmd: &str, field: &str, raw: &str) -> bool {
-    let int = raw.parse::<i64>().is_ok();
-    match (cmd, field) {
-        ("directory-list", "n") => int, // 0 or less means all; a large n is a cap
-        ("file-chown", "uid" | "gid") => raw == "-1", // -1 leaves it unchanged
-        ("file-write", "bufb64") => raw == "\"\"", // nothing to append
-        ("route-add" | "route-del", "gateway" | "src") => raw == "\"\"", // none
-        _ => false,
-    }
-}
-
-/// The errnos a wrong argument may get besides -1.
-const BAD_ARG_ERRNOS: &[i64] = &[2, 9, 19, 20, 22, 36];
-
-fn request_text(cmd: &str, args: &str, tag: &str) -> String {
-    format!("{{\"execute\":\"{cmd}\",\"arguments\":{args},\"tag\":\"{tag}\"}}\r\n")
-}
-
-fn send_text(c: &mut RawConn, text: &str, tag: &str) -> Value {
-    c.send(text.as_bytes());
-    let r = c.recv();
-    assert_eq!(r["tag"], tag, "reply to another request: {r}");
-    r
-}
-
-fn short(raw: &str) -> &str {
-    &raw[..raw.len().min(40)]
 }
 
 #[test]

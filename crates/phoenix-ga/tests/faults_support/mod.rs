@@ -1,6 +1,7 @@
 //! Helpers for the injected-fault tests: requests, test data, a loop-mounted ext4
 //! that is always unmounted, and a thread that keeps signalling a process.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::common::{err, ret, RawConn};
+use nix::sys::signal::Signal;
 
 pub const MIB: usize = 1 << 20;
 
@@ -177,4 +179,138 @@ impl Drop for SignalStorm {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// Signals the agent must shrug off (none of them asks it to exit).
+pub fn storm_signals() -> Vec<Signal> {
+    use Signal::*;
+    vec![SIGCHLD, SIGWINCH, SIGIO, SIGHUP, SIGPIPE, SIGUSR1]
+}
+
+/// One sysinfo call whose reply must be ours and complete.
+pub fn sysinfo_ok(c: &mut RawConn, tag: &str, release: &str) {
+    let r = c.request(json!({"execute": "sysinfo", "tag": tag}));
+    assert_eq!(r["tag"], tag);
+    let info = ret(&r);
+    assert_eq!(info["uname"]["release"], json!(release));
+    assert!(info["ram"]["total"].as_u64().unwrap() > 0, "{info}");
+    assert!(info["disks"].is_array(), "{info}");
+}
+
+/// The reply on a connection the agent may have dropped: None when it was closed.
+pub fn late_reply(c: &mut RawConn) -> Option<Value> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    match std::io::BufReader::new(&c.stream).read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(serde_json::from_str(&line).expect("a whole JSON reply")),
+    }
+}
+
+/// Waits until the agent holds only the listening socket and the one connection
+/// (a stream and its clone): the start-up probe's connection is gone, so no descriptor
+/// is freed behind the test's back while it exhausts them.
+pub fn settle_sockets(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let sockets = fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count();
+        if sockets == 3 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sockets} sockets");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Raw JSON texts of wrong values for a string argument.
+pub fn bad_strings() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "123",
+        "-1",
+        "true",
+        "[]",
+        "[\"x\"]",
+        "{}",
+        "{\"a\":1}",
+        "\"\"",
+        "\"a\\u0000b\"",
+    ]
+    .map(String::from)
+    .to_vec();
+    v.push(format!("\"/{}\"", "a".repeat(100 * 1024)));
+    v
+}
+
+/// Raw JSON texts of wrong values for an integer argument (2^63, 2^64, 2^40...).
+pub fn bad_ints() -> Vec<String> {
+    [
+        "-1",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "18446744073709551616",
+        "1099511627776",
+        "1.5",
+        "\"1\"",
+        "true",
+        "[]",
+        "{}",
+        "\"\"",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Raw JSON texts of wrong values for a boolean argument.
+pub fn bad_bools() -> Vec<String> {
+    ["\"true\"", "1", "[]", "{}", "\"\""]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The JSON type an argument expects.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+}
+
+/// A command's arguments: (name, kind, harmless baseline value as JSON text).
+pub type Fields = Vec<(&'static str, Kind, String)>;
+
+/// Whether `cmd` may legitimately succeed with `field` = `raw` (documented values).
+pub fn may_succeed(cmd: &str, field: &str, raw: &str) -> bool {
+    let int = raw.parse::<i64>().is_ok();
+    match (cmd, field) {
+        ("directory-list", "n") => int, // 0 or less means all; a large n is a cap
+        ("file-chown", "uid" | "gid") => raw == "-1", // -1 leaves it unchanged
+        ("file-write", "bufb64") => raw == "\"\"", // nothing to append
+        ("route-add" | "route-del", "gateway" | "src") => raw == "\"\"", // none
+        _ => false,
+    }
+}
+
+/// The errnos a wrong argument may get besides -1.
+pub const BAD_ARG_ERRNOS: &[i64] = &[2, 9, 19, 20, 22, 36];
+
+/// A request line with `args` as raw JSON text.
+pub fn request_text(cmd: &str, args: &str, tag: &str) -> String {
+    format!("{{\"execute\":\"{cmd}\",\"arguments\":{args},\"tag\":\"{tag}\"}}\r\n")
+}
+
+/// Sends a raw request line; its reply, which must carry `tag`.
+pub fn send_text(c: &mut RawConn, text: &str, tag: &str) -> Value {
+    c.send(text.as_bytes());
+    let r = c.recv();
+    assert_eq!(r["tag"], tag, "reply to another request: {r}");
+    r
+}
+
+/// The first 40 bytes, for messages about 100 KiB values.
+pub fn short(raw: &str) -> &str {
+    &raw[..raw.len().min(40)]
 }
