@@ -682,11 +682,7 @@ fn wrong_types_and_sizes_for_every_argument_of_every_command() {
 }
 
 #[test]
-#[ignore = "bug: at EMFILE the agent accepts one client (the accept(2) blocked before \
-            the exhaustion holds a descriptor slot) and then drops it: serve_client's \
-            stream.try_clone() needs a second descriptor, fails with EMFILE ('cannot \
-            serve client'), and the client gets a connection reset with its request lost \
-            (src/transport/unix.rs serve_client)"]
+// Regression: serve_client used to dup the socket and dropped this client at EMFILE.
 fn client_connecting_during_descriptor_exhaustion_is_served() {
     let mut cmd = Command::new("prlimit");
     cmd.args(["--nofile=32:32", "--"]);

@@ -93,22 +93,19 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
 
 fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
     tracing::debug!("client connected");
-    let sink: Arc<dyn Sink> = match stream.try_clone() {
-        Ok(w) => {
-            let _ = w.set_write_timeout(Some(WRITE_TIMEOUT));
-            Arc::new(StreamSink {
-                stream: Mutex::new(w),
-                gone: AtomicBool::new(false),
-            })
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot serve client");
-            return;
-        }
-    };
+    // One descriptor for both directions (no dup): a client that connects while the
+    // agent is out of descriptors is still served once accept(2) succeeded.
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let stream = Arc::new(stream);
+    let writer = Arc::new(StreamSink {
+        stream: Arc::clone(&stream),
+        lock: Mutex::new(()),
+        gone: AtomicBool::new(false),
+    });
+    let sink: Arc<dyn Sink> = writer;
     let mut framer = LineFramer::new(agent.config.max_line_bytes);
     let mut buf = vec![0u8; READ_BUF];
-    let mut reader = &stream;
+    let mut reader = &*stream;
     loop {
         match reader.read(&mut buf) {
             Ok(0) => break,
@@ -126,7 +123,9 @@ fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
 
 /// The writing half of a client connection.
 struct StreamSink {
-    stream: Mutex<UnixStream>,
+    stream: Arc<UnixStream>,
+    /// Held for a whole reply, so replies never interleave.
+    lock: Mutex<()>,
     gone: AtomicBool,
 }
 
@@ -139,7 +138,8 @@ impl Sink for StreamSink {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        let _whole_reply = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stream = &*self.stream;
         for part in parts {
             if let Err(e) = stream.write_all(part) {
                 tracing::debug!(error = %e, "client gone, dropping its replies");

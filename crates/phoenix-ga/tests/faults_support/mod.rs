@@ -207,8 +207,8 @@ pub fn late_reply(c: &mut RawConn) -> Option<Value> {
     }
 }
 
-/// Waits until the agent holds only the listening socket and the one connection
-/// (a stream and its clone): the start-up probe's connection is gone, so no descriptor
+/// Waits until the agent holds only the listening socket and the one connection (one
+/// descriptor per client): the start-up probe's connection is gone, so no descriptor
 /// is freed behind the test's back while it exhausts them.
 pub fn settle_sockets(pid: u32) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -218,7 +218,7 @@ pub fn settle_sockets(pid: u32) {
             .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
             .filter(|l| l.to_string_lossy().starts_with("socket:"))
             .count();
-        if sockets == 3 {
+        if sockets == 2 {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "{sockets} sockets");

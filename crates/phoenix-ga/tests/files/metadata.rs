@@ -337,7 +337,7 @@ fn reference_documents_every_file_command() {
             n.starts_with("file-") || n.starts_with("directory-") || *n == "get-file-md5sum"
         })
         .collect();
-    assert_eq!(ours.len(), 10, "{ours:?}");
+    assert_eq!(ours.len(), 11, "{ours:?}");
     for n in ours {
         assert!(
             doc.contains(&format!("## `{n}`")),
