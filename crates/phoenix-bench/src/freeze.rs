@@ -174,6 +174,7 @@ impl LoopFs {
     /// Whether the filesystem is frozen: a second FIFREEZE gets EBUSY. (If it was
     /// not frozen, that FIFREEZE froze it, so thaw it again at once.)
     fn is_frozen(&self) -> bool {
+        assert_own_mount(std::path::Path::new(self.path()));
         let froze_now = sh("fsfreeze", &["-f", self.path()]).is_some();
         if froze_now {
             sh("fsfreeze", &["-u", self.path()]);
@@ -194,4 +195,20 @@ impl Drop for LoopFs {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
+/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
+fn assert_own_mount(mnt: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
+    let parent = std::fs::metadata(mnt.parent().expect("parent"))
+        .expect("stat parent")
+        .dev();
+    assert_ne!(
+        here,
+        parent,
+        "{} is not a mount point: refusing to freeze",
+        mnt.display()
+    );
 }

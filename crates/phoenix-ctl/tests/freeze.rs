@@ -35,6 +35,22 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
+/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
+fn assert_own_mount(mnt: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
+    let parent = std::fs::metadata(mnt.parent().expect("parent"))
+        .expect("stat parent")
+        .dev();
+    assert_ne!(
+        here,
+        parent,
+        "{} is not a mount point: refusing to freeze",
+        mnt.display()
+    );
+}
+
 /// A 32 MiB ext4 image on its own loop device, mounted in a temporary directory.
 struct LoopFs {
     _dir: tempfile::TempDir,
@@ -63,6 +79,7 @@ impl LoopFs {
     /// Whether the kernel has it frozen: FIFREEZE on a frozen filesystem is EBUSY.
     /// (When it is not frozen, this freezes and thaws it at once.)
     fn is_frozen(&self) -> bool {
+        assert_own_mount(&self.mnt);
         if run("fsfreeze", &["-f", s(&self.mnt)]) {
             must("fsfreeze", &["-u", s(&self.mnt)]);
             false

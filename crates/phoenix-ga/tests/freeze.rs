@@ -156,6 +156,7 @@ fn a_filesystem_frozen_by_someone_else_is_ebusy_and_rolled_back() {
     let agent = agent_with(state.path(), &[]);
     let mut c = agent.raw();
     // `b`, mounted last, is frozen first; then `a` is busy: `b` must be thawed again.
+    assert_own_mount(std::path::Path::new(a.path()));
     must("fsfreeze", &["-f", a.path()]);
     let (msg, code) = err(&freeze(&mut c, &[a.path(), b.path()]));
     must("fsfreeze", &["-u", a.path()]);
@@ -410,4 +411,20 @@ fn an_image_on_a_frozen_filesystem_does_not_deadlock() {
         wo.assert_completes();
         wi.assert_completes();
     }
+}
+
+/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
+/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
+fn assert_own_mount(mnt: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
+    let parent = std::fs::metadata(mnt.parent().expect("parent"))
+        .expect("stat parent")
+        .dev();
+    assert_ne!(
+        here,
+        parent,
+        "{} is not a mount point: refusing to freeze",
+        mnt.display()
+    );
 }

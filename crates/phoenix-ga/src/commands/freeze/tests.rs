@@ -24,6 +24,22 @@ fn sh(cmd: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
+/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
+fn assert_own_mount(mnt: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
+    let parent = std::fs::metadata(mnt.parent().expect("parent"))
+        .expect("stat parent")
+        .dev();
+    assert_ne!(
+        here,
+        parent,
+        "{} is not a mount point: refusing to freeze",
+        mnt.display()
+    );
+}
+
 struct LoopFs {
     dir: tempfile::TempDir,
     dev: String,
@@ -51,6 +67,7 @@ impl LoopFs {
 
     /// A second FIFREEZE gets EBUSY when frozen; when not, it froze it: undo that.
     fn is_frozen(&self) -> bool {
+        assert_own_mount(&self.mnt);
         let froze_now = sh("fsfreeze", &["-f", self.path()]).is_some();
         if froze_now {
             sh("fsfreeze", &["-u", self.path()]);
