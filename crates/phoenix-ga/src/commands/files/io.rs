@@ -232,7 +232,7 @@ pub(super) fn file_write(agent: &Agent, args: &Args<'_>) -> Outcome {
 
 /// Standard padded base64. Like the original (Go's StdEncoding), line breaks inside
 /// the text are ignored.
-fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     match STANDARD.decode(text) {
         Err(e) if text.contains(['\r', '\n']) => {
             let joined: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();

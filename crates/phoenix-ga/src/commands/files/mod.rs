@@ -5,7 +5,7 @@
 //! filesystems are frozen. Errors carry the errno of the failing call and name the path.
 
 mod handles;
-mod io;
+pub(crate) mod io;
 mod meta;
 
 pub use handles::Handles;

@@ -26,7 +26,7 @@ const FLAG_NAMES: [(LinkFlags, &str); 5] = [
 
 /// What the agent uses of a link; the rest of its attributes are never decoded.
 #[derive(Debug, Default)]
-struct Link {
+pub(crate) struct Link {
     index: u32,
     flags: LinkFlags,
     kind: LinkLayerType,
@@ -37,7 +37,7 @@ struct Link {
 /// Decodes the header and only IFLA_IFNAME and IFLA_ADDRESS of a link: a link
 /// message carries dozens of attributes (IPv6 configuration, statistics), and
 /// decoding them all costs more than the kernel takes to write them.
-fn parse_link(_kind: u16, payload: &[u8]) -> Result<Link, DecodeError> {
+pub(crate) fn parse_link(_kind: u16, payload: &[u8]) -> Result<Link, DecodeError> {
     let header = LinkHeader::parse(payload)?;
     let mut link = Link {
         index: header.index,

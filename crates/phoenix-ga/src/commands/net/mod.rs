@@ -23,9 +23,9 @@ use crate::agent::Agent;
 use crate::error::{Context, Error};
 
 mod addrs;
-mod links;
-mod netlink;
-mod routes;
+pub(crate) mod links;
+pub(crate) mod netlink;
+pub(crate) mod routes;
 
 use addrs::Cidr;
 use netlink::Netlink;

@@ -249,14 +249,14 @@ impl Netlink {
 }
 
 /// Decodes a whole rtnetlink object.
-fn decode(kind: u16, payload: &[u8]) -> Result<RouteNetlinkMessage, DecodeError> {
+pub(crate) fn decode(kind: u16, payload: &[u8]) -> Result<RouteNetlinkMessage, DecodeError> {
     RouteNetlinkMessage::parse_with_param(payload, kind)
 }
 
 /// The kernel's extended-ack message in an error ack: after the echoed request (only
 /// its header when the ack is capped), attributes of which NLMSGERR_ATTR_MSG is the
 /// reason as a NUL-terminated string.
-fn ext_ack_message(flags: u16, echoed: &[u8]) -> Option<String> {
+pub(crate) fn ext_ack_message(flags: u16, echoed: &[u8]) -> Option<String> {
     if flags & NLM_F_ACK_TLVS == 0 || echoed.len() < NLMSG_HDRLEN {
         return None;
     }

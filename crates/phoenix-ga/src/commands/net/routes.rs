@@ -77,7 +77,7 @@ pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlErr
 
 /// What the listing uses of a route of the main table.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct MainRoute {
+pub(crate) struct MainRoute {
     v6: bool,
     prefix: u8,
     scope: u8,
@@ -89,7 +89,7 @@ struct MainRoute {
 
 /// Decodes the header and the attributes the listing uses; `None` for routes of other
 /// tables, cloned (cache) entries and families other than IPv4 and IPv6.
-fn parse_route(_kind: u16, payload: &[u8]) -> Result<Option<MainRoute>, DecodeError> {
+pub(crate) fn parse_route(_kind: u16, payload: &[u8]) -> Result<Option<MainRoute>, DecodeError> {
     let h = RouteHeader::parse(payload)?;
     let v6 = match h.address_family {
         AddressFamily::Inet => false,

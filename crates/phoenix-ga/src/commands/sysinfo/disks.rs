@@ -211,7 +211,7 @@ fn unescape(field: &str) -> String {
     while i < b.len() {
         let octal = b
             .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)) && d[0] <= b'3');
         match octal {
             Some(d) if b[i] == b'\\' => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -367,6 +367,16 @@ bad line
         assert_eq!(m[2].source, "/dev/vda15");
         assert_eq!(m[4].mountpoint, "/srv/my data");
         assert_eq!(unescape(r"a\134b\011c\012\0"), "a\\b\tc\n\\0");
+    }
+
+    #[test]
+    fn octal_escapes_past_a_byte_are_kept_as_text() {
+        // \400 is 256: it used to overflow (a panic in debug builds); the kernel
+        // never writes it, so it stays as it is, like the freeze parser keeps it.
+        assert_eq!(unescape(r"/a\400b\777"), r"/a\400b\777");
+        let m = parse_mounts("1 2 3:4 / /x\\400 rw - ext4 /dev/\\777 rw\n");
+        assert_eq!(m[0].mountpoint, "/x\\400");
+        assert_eq!(m[0].source, "/dev/\\777");
     }
 
     #[test]

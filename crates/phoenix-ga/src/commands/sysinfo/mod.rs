@@ -9,11 +9,11 @@
 //! the atime update), and statvfs takes no freeze protection. The host can thus still
 //! see the guest's state during a long backup.
 
-mod disks;
+pub(crate) mod disks;
 mod kernel;
-mod logind;
+pub(crate) mod logind;
 mod statfs;
-mod utmp;
+pub(crate) mod utmp;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
