@@ -8,11 +8,10 @@
 //! everything on an empty or absent list, so that is asserted before each call), and
 //! each mount is a guard that thaws, unmounts and detaches on drop.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use phoenix_client::Client;
+use phoenix_e2e::loopfs::LoopFs;
 use serde_json::{json, value::to_raw_value};
 
 use crate::harness::{quantile, Better, Env, Report};
@@ -129,86 +128,6 @@ impl Api<'_> {
     }
 }
 
-/// A 32 MiB ext4 image on its own loop device, mounted in a temporary directory;
-/// thawed, unmounted and detached on drop.
-struct LoopFs {
-    _dir: tempfile::TempDir,
-    dev: String,
-    mnt: PathBuf,
-}
-
-fn sh(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-impl LoopFs {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let img = dir.path().join("img");
-        let img_s = img.to_str().expect("utf-8 path");
-        sh("truncate", &["-s", "32M", img_s]).expect("truncate");
-        sh("mkfs.ext4", &["-q", "-F", img_s]).expect("mkfs.ext4 (e2fsprogs)");
-        let dev = sh("losetup", &["-f", "--show", img_s]).expect("losetup");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).expect("mkdir");
-        let fs = LoopFs {
-            _dir: dir,
-            dev,
-            mnt,
-        };
-        sh("mount", &[&fs.dev, fs.path()]).expect("mount");
-        fs
-    }
-
-    fn path(&self) -> &str {
-        self.mnt.to_str().expect("utf-8 path")
-    }
-
-    /// Whether the filesystem is frozen: a second FIFREEZE gets EBUSY. (If it was
-    /// not frozen, that FIFREEZE froze it, so thaw it again at once.)
-    fn is_frozen(&self) -> bool {
-        assert_own_mount(std::path::Path::new(self.path()));
-        let froze_now = sh("fsfreeze", &["-f", self.path()]).is_some();
-        if froze_now {
-            sh("fsfreeze", &["-u", self.path()]);
-        }
-        !froze_now
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        sh("fsfreeze", &["-u", self.path()]);
-        if sh("umount", &[self.path()]).is_none() {
-            sh("umount", &["-l", self.path()]);
-        }
-        sh("losetup", &["-d", &self.dev]);
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
-/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
-fn assert_own_mount(mnt: &std::path::Path) {
-    use std::os::unix::fs::MetadataExt;
-    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
-    let parent = std::fs::metadata(mnt.parent().expect("parent"))
-        .expect("stat parent")
-        .dev();
-    assert_ne!(
-        here,
-        parent,
-        "{} is not a mount point: refusing to freeze",
-        mnt.display()
-    );
 }

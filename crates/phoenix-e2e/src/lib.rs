@@ -23,6 +23,7 @@
 //! `PHOENIX_E2E_AGENT` replaces the agent binary the tests name (e.g. a static build).
 
 mod image;
+pub mod loopfs;
 mod qemu;
 mod shell;
 

@@ -19,7 +19,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{err, ret, RawConn, TestAgent};
-use freeze_support::{must, run, s, LoopFs, Spawned, ThawFirst, Tmpfs, Writer, WAIT};
+use freeze_support::{
+    assert_own_mount, must, run, s, LoopFs, Spawned, ThawFirst, Tmpfs, Writer, WAIT,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -411,20 +413,4 @@ fn an_image_on_a_frozen_filesystem_does_not_deadlock() {
         wo.assert_completes();
         wi.assert_completes();
     }
-}
-
-/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
-/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
-fn assert_own_mount(mnt: &std::path::Path) {
-    use std::os::unix::fs::MetadataExt;
-    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
-    let parent = std::fs::metadata(mnt.parent().expect("parent"))
-        .expect("stat parent")
-        .dev();
-    assert_ne!(
-        here,
-        parent,
-        "{} is not a mount point: refusing to freeze",
-        mnt.display()
-    );
 }

@@ -32,55 +32,7 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A 32 MiB ext4 image on its own loop device, mounted in a temporary directory.
-pub struct LoopFs {
-    pub dir: tempfile::TempDir,
-    pub dev: String,
-    pub mnt: PathBuf,
-}
-
-impl LoopFs {
-    pub fn new() -> Self {
-        Self::from_dir(tempfile::tempdir().unwrap())
-    }
-
-    /// One whose image file lives inside `parent` (a loop device on a loop device).
-    pub fn new_in(parent: &Path) -> Self {
-        Self::from_dir(tempfile::tempdir_in(parent).unwrap())
-    }
-
-    fn from_dir(dir: tempfile::TempDir) -> Self {
-        let img = dir.path().join("img");
-        must("truncate", &["-s", "32M", s(&img)]);
-        must("mkfs.ext4", &["-q", "-F", s(&img)]);
-        let dev = must("losetup", &["-f", "--show", s(&img)]);
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let fs = LoopFs { dir, dev, mnt };
-        must("mount", &[&fs.dev, s(&fs.mnt)]);
-        fs
-    }
-
-    pub fn path(&self) -> &str {
-        s(&self.mnt)
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        run("fsfreeze", &["-u", s(&self.mnt)]);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !run("umount", &[s(&self.mnt)]) {
-            if Instant::now() > deadline {
-                run("umount", &["-l", s(&self.mnt)]);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        run("losetup", &["-d", &self.dev]);
-        let _ = &self.dir;
-    }
-}
+pub use phoenix_e2e::loopfs::{assert_own_mount, LoopFs};
 
 /// A tmpfs (which cannot be frozen) mounted in a temporary directory.
 pub struct Tmpfs {

@@ -3,89 +3,16 @@
 //! an ext4 image it loop-mounts itself (never this machine's own filesystems), and the
 //! guard thaws, unmounts and detaches it even when the test fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 
 use clap::Parser;
 
+use phoenix_e2e::loopfs::LoopFs;
+
 use super::marker;
 use crate::agent::Agent;
 use crate::config::Cli;
-
-fn sh(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Refuses to go on unless `mnt` is a mount point of its own: fsfreeze on a directory
-/// whose filesystem is gone would freeze the filesystem holding it (the machine's disk).
-fn assert_own_mount(mnt: &std::path::Path) {
-    use std::os::unix::fs::MetadataExt;
-    let here = std::fs::metadata(mnt).expect("stat mount point").dev();
-    let parent = std::fs::metadata(mnt.parent().expect("parent"))
-        .expect("stat parent")
-        .dev();
-    assert_ne!(
-        here,
-        parent,
-        "{} is not a mount point: refusing to freeze",
-        mnt.display()
-    );
-}
-
-struct LoopFs {
-    dir: tempfile::TempDir,
-    dev: String,
-    mnt: PathBuf,
-}
-
-impl LoopFs {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("img");
-        let img_s = img.to_str().unwrap();
-        sh("truncate", &["-s", "32M", img_s]).expect("truncate");
-        sh("mkfs.ext4", &["-q", "-F", img_s]).expect("mkfs.ext4");
-        let dev = sh("losetup", &["-f", "--show", img_s]).expect("losetup");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let fs = LoopFs { dir, dev, mnt };
-        sh("mount", &[&fs.dev, fs.path()]).expect("mount");
-        fs
-    }
-
-    fn path(&self) -> &str {
-        self.mnt.to_str().unwrap()
-    }
-
-    /// A second FIFREEZE gets EBUSY when frozen; when not, it froze it: undo that.
-    fn is_frozen(&self) -> bool {
-        assert_own_mount(&self.mnt);
-        let froze_now = sh("fsfreeze", &["-f", self.path()]).is_some();
-        if froze_now {
-            sh("fsfreeze", &["-u", self.path()]);
-        }
-        !froze_now
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        sh("fsfreeze", &["-u", self.path()]);
-        if sh("umount", &[self.path()]).is_none() {
-            sh("umount", &["-l", self.path()]);
-        }
-        sh("losetup", &["-d", &self.dev]);
-        let _ = &self.dir;
-    }
-}
 
 fn agent(state: &Path, timeout: &str) -> Arc<Agent> {
     let cli = Cli::try_parse_from([
