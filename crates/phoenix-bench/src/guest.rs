@@ -310,7 +310,10 @@ fn md5_in_guest(g: &Guest, path: &str) -> String {
 
 fn md5_of(data: &[u8]) -> String {
     use md5::Digest;
-    format!("{:x}", md5::Md5::digest(data))
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
