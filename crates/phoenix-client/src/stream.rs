@@ -149,7 +149,14 @@ impl LineReader {
             scanned = self.end;
             self.make_room(&mut scanned);
             let at = self.end;
-            let got = match self.spin_read(at) {
+            // Spin only for the start of a reply: the rest of a long one comes as fast
+            // as the agent writes it, and spinning would take the CPU it needs.
+            let spun = if self.start == self.end {
+                self.spin_read(at)
+            } else {
+                None
+            };
+            let got = match spun {
                 Some(got) => got,
                 None => {
                     if !self.wait_readable(deadline)? {

@@ -8,6 +8,7 @@
 //! [`parsers`]; the binary (`main.rs`) only calls [`run`].
 
 mod agent;
+mod buffer;
 mod commands;
 mod conffile;
 mod config;

@@ -6,8 +6,12 @@
 //! the host then sees back-pressure instead of the agent running out of memory or
 //! threads. Workers are started on demand up to a maximum and then kept: an idle worker
 //! sleeps on a condition variable and costs no CPU.
+//!
+//! Jobs may be given a lane: the jobs of one lane run one at a time, in the order they
+//! were submitted (a connection's `file-read`s and `file-write`s, which a host may send
+//! without waiting for each reply), while other jobs and other lanes run beside them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -18,6 +22,11 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Bytes of requests in flight past which the reader waits (a single request larger
 /// than this still runs, alone).
 pub const MAX_IN_FLIGHT_BYTES: usize = 256 << 20;
+
+/// How long the pool stays idle after large work before its memory is trimmed:
+/// longer than a host's pause between two chunks of a transfer, whose buffers are
+/// reused in the meantime.
+const TRIM_DELAY: Duration = Duration::from_millis(250);
 
 /// Stack of a worker thread: commands are shallow; serde_json limits recursion.
 const WORKER_STACK: usize = 256 << 10;
@@ -39,13 +48,29 @@ struct Inner {
     large: AtomicBool,
 }
 
+/// Names a lane: jobs of the same lane run one at a time, in submission order. The
+/// dispatcher uses (connection, handle).
+pub type Lane = (usize, u64);
+
+/// What a worker takes from the queue.
+enum Task {
+    /// One job and its request bytes.
+    Job(Job, usize),
+    /// The jobs of a lane, one after the other, until it is empty.
+    Lane(Lane),
+}
+
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(Job, usize)>,
+    queue: VecDeque<Task>,
+    /// Lanes with a [`Task::Lane`] queued or running, and their waiting jobs.
+    lanes: HashMap<Lane, VecDeque<(Job, usize)>>,
     workers: usize,
     idle: usize,
     in_flight: usize,
     bytes: usize,
+    /// An idle worker is waiting out [`TRIM_DELAY`] to trim.
+    trimming: bool,
 }
 
 impl Inner {
@@ -72,6 +97,27 @@ impl Pool {
     /// Queues `job`, which holds `bytes` of request data, blocking while the pool is
     /// at its limits.
     pub fn submit(&self, bytes: usize, job: impl FnOnce() + Send + 'static) {
+        let mut st = self.reserve(bytes);
+        st.queue.push_back(Task::Job(Box::new(job), bytes));
+        self.start_task(st);
+    }
+
+    /// Queues `job` on `lane`: it runs after every job submitted to that lane before
+    /// it has finished. Blocks like [`Pool::submit`].
+    pub fn submit_in(&self, lane: Lane, bytes: usize, job: impl FnOnce() + Send + 'static) {
+        let mut st = self.reserve(bytes);
+        let job: Job = Box::new(job);
+        if let Some(waiting) = st.lanes.get_mut(&lane) {
+            waiting.push_back((job, bytes));
+            return;
+        }
+        st.lanes.insert(lane, VecDeque::from([(job, bytes)]));
+        st.queue.push_back(Task::Lane(lane));
+        self.start_task(st);
+    }
+
+    /// Waits for room in the budgets and takes a place for a job of `bytes`.
+    fn reserve(&self, bytes: usize) -> MutexGuard<'_, State> {
         let inner = &self.inner;
         let mut st = inner.lock();
         while st.in_flight >= inner.max_in_flight
@@ -81,7 +127,12 @@ impl Pool {
         }
         st.in_flight += 1;
         st.bytes += bytes;
-        st.queue.push_back((Box::new(job), bytes));
+        st
+    }
+
+    /// Gets the task just queued running: wakes an idle worker, or starts one.
+    fn start_task(&self, mut st: MutexGuard<'_, State>) {
+        let inner = &self.inner;
         if st.queue.len() > st.idle && st.workers < inner.max_workers {
             st.workers += 1;
             let worker = Arc::clone(inner);
@@ -94,9 +145,9 @@ impl Pool {
                 tracing::error!(error = %e, "cannot start a worker thread");
                 if st.workers == 0 {
                     // No thread at all: run it here rather than never.
-                    let (job, bytes) = st.queue.pop_back().expect("just queued");
+                    let task = st.queue.pop_back().expect("just queued");
                     drop(st);
-                    run_job(inner, job, bytes);
+                    run_task(inner, task);
                 }
             }
         } else {
@@ -104,8 +155,8 @@ impl Pool {
         }
     }
 
-    /// Notes that a large request or reply (a transfer chunk) was handled, so the heap
-    /// is trimmed when the pool next goes idle.
+    /// Notes that a large request or reply (a transfer chunk) was handled, so memory
+    /// is trimmed once the pool has been idle for a moment.
     pub fn note_large(&self) {
         self.inner.large.store(true, Ordering::Relaxed);
     }
@@ -138,39 +189,78 @@ impl Pool {
 
 fn run_worker(inner: &Inner) {
     loop {
-        let (job, bytes) = {
+        let task = {
             let mut st = inner.lock();
             loop {
-                if let Some(job) = st.queue.pop_front() {
-                    break job;
+                if let Some(task) = st.queue.pop_front() {
+                    break task;
                 }
                 st.idle += 1;
-                st = inner.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                if st.in_flight == 0 && !st.trimming && inner.large.load(Ordering::Relaxed) {
+                    // After large work, one idle worker trims the memory once the pool
+                    // has stayed idle for TRIM_DELAY.
+                    st.trimming = true;
+                    let (guard, wait) = inner
+                        .work
+                        .wait_timeout(st, TRIM_DELAY)
+                        .unwrap_or_else(|p| p.into_inner());
+                    st = guard;
+                    st.trimming = false;
+                    if wait.timed_out()
+                        && st.in_flight == 0
+                        && inner.large.swap(false, Ordering::Relaxed)
+                    {
+                        drop(st);
+                        trim();
+                        st = inner.lock();
+                    }
+                } else {
+                    st = inner.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
                 st.idle -= 1;
             }
         };
-        run_job(inner, job, bytes);
+        run_task(inner, task);
     }
 }
 
-/// Runs a job, then gives its place and its bytes back to the budget.
-fn run_job(inner: &Inner, job: Job, bytes: usize) {
-    job();
-    let mut st = inner.lock();
+fn run_task(inner: &Inner, task: Task) {
+    match task {
+        Task::Job(job, bytes) => {
+            job();
+            finished(inner, &mut inner.lock(), bytes);
+        }
+        Task::Lane(lane) => {
+            let mut st = inner.lock();
+            loop {
+                let waiting = st.lanes.get_mut(&lane).expect("a queued lane is known");
+                let Some((job, bytes)) = waiting.pop_front() else {
+                    // In the same critical section as the last job's accounting: an
+                    // idle pool has no lane left.
+                    st.lanes.remove(&lane);
+                    break;
+                };
+                drop(st);
+                job();
+                st = inner.lock();
+                finished(inner, &mut st, bytes);
+            }
+        }
+    }
+}
+
+/// Gives a finished job's place and bytes back to the budget.
+fn finished(inner: &Inner, st: &mut State, bytes: usize) {
     st.in_flight -= 1;
     st.bytes -= bytes;
-    let idle = st.in_flight == 0;
     inner.room.notify_all();
-    drop(st);
-    if idle && inner.large.swap(false, Ordering::Relaxed) {
-        trim();
-    }
 }
 
-/// Gives the heap's free memory back to the kernel once a burst of large work (md5
-/// buffers, big listings, transfer lines kept by the framer) is over, so the agent's
-/// RSS returns near its start-up size.
+/// Gives the spare transfer buffer and the heap's free memory back to the kernel once
+/// a burst of large work (transfer chunks, md5 buffers, big listings) is over, so the
+/// agent's RSS returns near its start-up size.
 fn trim() {
+    crate::buffer::release_spare();
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free heap memory; it is thread-safe.
     unsafe {
@@ -203,6 +293,54 @@ mod tests {
     }
 
     #[test]
+    fn a_lane_runs_its_jobs_in_order_beside_other_work() {
+        let pool = Pool::new(4, 1000);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Lane (1, 1) starts with a job that waits for lane (1, 2)'s first job: it
+        // only finishes if the two lanes run side by side.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let got = Arc::new(AtomicUsize::new(0));
+        let g = got.clone();
+        pool.submit_in((1, 1), 1, move || {
+            if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+                g.store(1, Ordering::SeqCst);
+            }
+        });
+        pool.submit_in((1, 2), 1, move || tx.send(()).unwrap());
+        for i in 0..200 {
+            for lane in [(1, 1), (1, 2)] {
+                let o = order.clone();
+                pool.submit_in(lane, 1, move || {
+                    if i % 7 == 0 {
+                        thread::yield_now();
+                    }
+                    o.lock().unwrap().push((lane, i));
+                });
+            }
+        }
+        assert!(pool.wait_idle(Duration::from_secs(30)));
+        assert_eq!(
+            got.load(Ordering::SeqCst),
+            1,
+            "the lanes ran one after the other"
+        );
+        let order = order.lock().unwrap();
+        for lane in [(1, 1), (1, 2)] {
+            let seen: Vec<_> = order
+                .iter()
+                .filter(|(l, _)| *l == lane)
+                .map(|x| x.1)
+                .collect();
+            assert_eq!(
+                seen,
+                (0..200).collect::<Vec<_>>(),
+                "lane {lane:?} out of order"
+            );
+        }
+        assert!(pool.inner.lock().lanes.is_empty());
+    }
+
+    #[test]
     fn submit_blocks_at_the_in_flight_limit() {
         let pool = Arc::new(Pool::new(1, 2));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -229,6 +367,20 @@ mod tests {
         tx.send(()).unwrap();
         t.join().unwrap();
         assert!(pool.wait_idle(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn memory_is_trimmed_once_idle_after_large_work() {
+        let pool = Arc::new(Pool::new(2, 8));
+        let p = Arc::clone(&pool);
+        pool.submit(0, move || p.note_large());
+        assert!(pool.wait_idle(Duration::from_secs(5)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.inner.large.load(Ordering::Relaxed) {
+            assert!(Instant::now() < deadline, "never trimmed");
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!pool.inner.lock().trimming);
     }
 
     #[test]

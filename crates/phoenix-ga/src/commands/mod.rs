@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::agent::Agent;
+use crate::buffer::Buffer;
 use crate::error::Error;
 
 pub mod core;
@@ -16,8 +17,57 @@ pub mod freeze;
 pub mod net;
 pub mod sysinfo;
 
-/// What a handler returns: the JSON of the `return` value, or an error.
-pub type Outcome = Result<Box<RawValue>, Error>;
+/// What a handler returns: the `return` value, or an error.
+pub type Outcome = Result<Value, Error>;
+
+/// A command's return value.
+#[derive(Debug)]
+pub enum Value {
+    /// JSON text.
+    Json(Box<RawValue>),
+    /// JSON text around bytes that go out base64-encoded: `head`, the base64 of
+    /// `data`, `tail`. The transport encodes a transfer chunk while writing it, so
+    /// its encoded form never exists whole in memory.
+    Encoded {
+        /// The text before the base64 (ends inside a JSON string).
+        head: &'static str,
+        /// The bytes to encode.
+        data: Buffer,
+        /// The text after the base64 (closes the string and the value).
+        tail: &'static str,
+    },
+}
+
+impl Value {
+    /// Bytes of the JSON text.
+    pub fn text_len(&self) -> usize {
+        match self {
+            Value::Json(raw) => raw.get().len(),
+            Value::Encoded { head, data, tail } => {
+                head.len() + data.len().div_ceil(3) * 4 + tail.len()
+            }
+        }
+    }
+
+    /// The whole JSON text (for tests; replies are written in parts).
+    #[cfg(test)]
+    pub fn to_json(&self) -> String {
+        use base64::Engine as _;
+        match self {
+            Value::Json(raw) => raw.get().to_string(),
+            Value::Encoded { head, data, tail } => {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&data[..]);
+                format!("{head}{b64}{tail}")
+            }
+        }
+    }
+}
+
+impl From<Box<RawValue>> for Value {
+    fn from(raw: Box<RawValue>) -> Self {
+        Value::Json(raw)
+    }
+}
 
 /// A command implementation.
 pub type Handler = fn(&Agent, &Args<'_>) -> Outcome;
@@ -30,6 +80,11 @@ pub enum Run {
     Inline,
     /// On the worker pool, concurrently with other requests.
     Worker,
+    /// On the worker pool, after the connection's earlier `Ordered` requests on the
+    /// same `handle_id` have finished: a host may send a handle's reads or writes
+    /// without waiting for each reply, and they still happen in the order it sent
+    /// them.
+    Ordered,
 }
 
 /// One entry of the command table.
@@ -102,7 +157,9 @@ fn strip_position(msg: &str) -> &str {
 
 /// Serialises a return value.
 pub fn reply<T: Serialize + ?Sized>(value: &T) -> Outcome {
-    serde_json::value::to_raw_value(value).map_err(|e| Error::Internal(e.to_string()))
+    serde_json::value::to_raw_value(value)
+        .map(Value::Json)
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use phoenix_proto::LineFramer;
 
 use super::{pump, READ_BUF};
 use crate::agent::Agent;
-use crate::dispatch::Sink;
+use crate::dispatch::{write_parts, Part, Sink};
 
 /// Most bytes one `write()` to a virtio port carries.
 pub const PORT_WRITE_MAX: usize = 32 << 10;
@@ -136,16 +136,12 @@ struct PortSink {
 
 impl Sink for PortSink {
     fn send(&self, reply: &[u8]) {
-        self.send_parts(&[reply]);
+        self.send_parts(&[Part::Text(reply)]);
     }
 
-    fn send_parts(&self, parts: &[&[u8]]) {
+    fn send_parts(&self, parts: &[Part<'_>]) {
         let mut port = self.port.lock().unwrap_or_else(|p| p.into_inner());
-        for part in parts {
-            if !write_part(&mut port, part, self) {
-                return;
-            }
-        }
+        write_parts(parts, |piece| write_part(&mut port, piece, self));
     }
 }
 

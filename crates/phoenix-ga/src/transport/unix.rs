@@ -14,14 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use nix::sys::socket::{setsockopt, sockopt};
 use phoenix_proto::LineFramer;
 
 use super::{pump, READ_BUF};
 use crate::agent::Agent;
-use crate::dispatch::Sink;
+use crate::dispatch::{write_parts, Part, Sink};
 
 /// Clients served at once; more are turned away until one leaves.
 const MAX_CLIENTS: usize = 64;
+
+/// Socket send buffer asked for each client.
+const SEND_BUFFER: usize = 4 << 20;
 
 /// A client that takes no bytes of a reply for this long is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -96,6 +100,10 @@ fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
     // One descriptor for both directions (no dup): a client that connects while the
     // agent is out of descriptors is still served once accept(2) succeeded.
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    // A 4 MiB transfer chunk then crosses in a few large copies rather than dozens of
+    // wake-ups at the default ~200 KiB (kernel memory, used only while a client lags).
+    // Root may exceed net.core.wmem_max; anyone else keeps the default.
+    let _ = setsockopt(&stream, sockopt::SndBufForce, &SEND_BUFFER);
     let stream = Arc::new(stream);
     let writer = Arc::new(StreamSink {
         stream: Arc::clone(&stream),
@@ -131,22 +139,23 @@ struct StreamSink {
 
 impl Sink for StreamSink {
     fn send(&self, reply: &[u8]) {
-        self.send_parts(&[reply]);
+        self.send_parts(&[Part::Text(reply)]);
     }
 
-    fn send_parts(&self, parts: &[&[u8]]) {
+    fn send_parts(&self, parts: &[Part<'_>]) {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
         let _whole_reply = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut stream = &*self.stream;
-        for part in parts {
-            if let Err(e) = stream.write_all(part) {
+        write_parts(parts, |piece| match stream.write_all(piece) {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::debug!(error = %e, "client gone, dropping its replies");
                 self.gone.store(true, Ordering::Relaxed);
                 let _ = stream.shutdown(std::net::Shutdown::Both);
-                return;
+                false
             }
-        }
+        });
     }
 }

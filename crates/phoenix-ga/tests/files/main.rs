@@ -7,4 +7,5 @@ mod handles;
 mod helpers;
 mod metadata;
 mod open;
+mod pipeline;
 mod transfer;

@@ -98,6 +98,11 @@ impl Handles {
             .ok_or_else(|| bad_handle(id))
     }
 
+    /// Whether handle `id` is open.
+    pub fn is_open(&self, id: u64) -> bool {
+        self.lock().open.contains_key(&id)
+    }
+
     /// Closes handle `id`. The number is gone at once; when a request is still using
     /// the file (a read blocked on a pipe), the file is closed as that request ends,
     /// without making the host wait for it.

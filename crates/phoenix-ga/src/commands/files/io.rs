@@ -19,10 +19,10 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use phoenix_proto::types::files::{FileOpen, FileRead, FileWrite, HandleArgs, PathArgs};
 use phoenix_proto::types::files::{MAX_PERM, MAX_READ_COUNT};
-use serde_json::value::RawValue;
 
 use crate::agent::Agent;
-use crate::commands::{reply, Args, Outcome};
+use crate::buffer::Buffer;
+use crate::commands::{reply, Args, Outcome, Value};
 use crate::error::{Context, Error};
 
 /// Size of one read while hashing: large enough that syscalls cost nothing next to
@@ -129,58 +129,40 @@ pub(super) fn file_read(agent: &Agent, args: &Args<'_>) -> Outcome {
     let handle = agent.files.get(a.handle_id)?;
     let mut open = handle.lock()?;
     let regular = open.regular();
-    let (text, eof) = read_reply(open.file(), count, regular)
+    let (data, eof) = read_chunk(open.file(), count, regular)
         .context(|| format!("read {}", handle.path().display()))?;
     if eof {
         open.close(&agent.files)?;
     } else {
         drop(open);
     }
-    RawValue::from_string(text).map_err(|e| Error::Internal(format!("file-read reply: {e}")))
+    Ok(Value::Encoded {
+        head: "{\"bufb64\":\"",
+        data,
+        tail: if eof {
+            "\",\"eof\":true}"
+        } else {
+            "\",\"eof\":false}"
+        },
+    })
 }
 
-/// Bytes read and encoded at a time: a multiple of 3, so that pieces encode
-/// independently, and small enough to stay in the CPU cache between the read and the
-/// encoding (and below malloc's mmap threshold).
-const PIECE: usize = 3 << 16;
-
-/// Reads up to `count` bytes and returns `{"bufb64":"...","eof":B}`, encoding piece by
-/// piece straight into the reply text: the data never exists whole outside it.
+/// Reads up to `count` bytes, and whether end of file was reached. The bytes are
+/// encoded later, while the reply is written.
 ///
 /// A regular file is read until `count` bytes or end of file, so the chunk that ends
 /// the file comes with eof true; a pipe or device gives what one read returns, and
 /// eof only when that is nothing.
-fn read_reply(file: &File, count: usize, regular: bool) -> io::Result<(String, bool)> {
-    const HEAD: &[u8] = b"{\"bufb64\":\"";
-    const MORE: &[u8] = b"\",\"eof\":false}";
-    const END: &[u8] = b"\",\"eof\":true}";
-    let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "count too large");
-    let encoded = base64::encoded_len(count, true).ok_or_else(too_large)?;
-    let mut out = Vec::with_capacity(HEAD.len() + encoded + MORE.len());
-    out.extend_from_slice(HEAD);
-    let mut piece = vec![0u8; count.min(PIECE)];
-    let mut left = count;
-    let mut eof = false;
-    while left > 0 && !eof {
-        let want = left.min(piece.len());
-        let got;
-        (got, eof) = fill(file, &mut piece[..want], regular)?;
-        let start = out.len();
-        out.resize(
-            start + base64::encoded_len(got, true).ok_or_else(too_large)?,
-            0,
-        );
-        STANDARD
-            .encode_slice(&piece[..got], &mut out[start..])
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        left -= got;
-        if !regular {
-            break;
-        }
-    }
-    out.extend_from_slice(if eof { END } else { MORE });
-    let text = String::from_utf8(out).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok((text, eof))
+fn read_chunk(file: &File, count: usize, regular: bool) -> io::Result<(Buffer, bool)> {
+    let mut buf = Buffer::new(count).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("no memory for {count} bytes"),
+        )
+    })?;
+    let (got, eof) = fill(file, &mut buf, regular)?;
+    buf.truncate(got);
+    Ok((buf, eof))
 }
 
 /// Fills `buf` from `file` (a pipe or device: at most one read that returns data);
@@ -349,35 +331,46 @@ mod tests {
         (f, file)
     }
 
+    fn read_text(file: &File, count: usize) -> (String, bool) {
+        let (data, eof) = read_chunk(file, count, true).unwrap();
+        let value = Value::Encoded {
+            head: "{\"bufb64\":\"",
+            data,
+            tail: if eof {
+                "\",\"eof\":true}"
+            } else {
+                "\",\"eof\":false}"
+            },
+        };
+        assert_eq!(value.text_len(), value.to_json().len());
+        (value.to_json(), eof)
+    }
+
     #[test]
-    fn read_reply_is_valid_json() {
+    fn reads_chunks_until_end_of_file() {
         let (_f, file) = file_with(b"hello");
-        let (text, eof) = read_reply(&file, 3, true).unwrap();
+        let (text, eof) = read_text(&file, 3);
         assert_eq!(
             (text.as_str(), eof),
             (r#"{"bufb64":"aGVs","eof":false}"#, false)
         );
-        let (text, eof) = read_reply(&file, 4096, true).unwrap();
+        let (text, eof) = read_text(&file, 4096);
         assert_eq!(
             (text.as_str(), eof),
             (r#"{"bufb64":"bG8=","eof":true}"#, true)
         );
-        let (text, eof) = read_reply(&file, 4096, true).unwrap();
+        let (text, eof) = read_text(&file, 4096);
         assert_eq!((text.as_str(), eof), (r#"{"bufb64":"","eof":true}"#, true));
     }
 
     #[test]
-    fn pieces_encode_like_the_whole() {
-        let data: Vec<u8> = (0..PIECE * 3 + 7)
-            .map(|i| (i * 7 + i / 251) as u8)
-            .collect();
-        for count in [4096, PIECE - 1, PIECE, PIECE + 1, 2 * PIECE + 5, 32 << 20] {
+    fn a_chunk_is_full_unless_it_ends_the_file() {
+        let data: Vec<u8> = (0..200_007).map(|i| (i * 7 + i / 251) as u8).collect();
+        for count in [4096, 65_535, 65_536, 200_006, 200_007, 200_008] {
             let (_f, file) = file_with(&data);
             let mut back = Vec::new();
             loop {
-                let (text, eof) = read_reply(&file, count, true).unwrap();
-                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let part = STANDARD.decode(v["bufb64"].as_str().unwrap()).unwrap();
+                let (part, eof) = read_chunk(&file, count, true).unwrap();
                 assert!(eof || part.len() == count, "count {count}: short chunk");
                 back.extend_from_slice(&part);
                 if eof {

@@ -197,7 +197,9 @@ pub(super) fn directory_list(_: &Agent, args: &Args<'_>) -> Outcome {
     }
     out.push(b']');
     let text = String::from_utf8(out).map_err(|e| internal(&e))?;
-    RawValue::from_string(text).map_err(|e| internal(&e))
+    RawValue::from_string(text)
+        .map(Into::into)
+        .map_err(|e| internal(&e))
 }
 
 #[cfg(test)]

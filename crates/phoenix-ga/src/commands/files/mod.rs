@@ -2,7 +2,8 @@
 //! `get-file-md5sum`.
 //!
 //! All of them touch a disk, so all run on the worker pool and none runs while the
-//! filesystems are frozen. Errors carry the errno of the failing call and name the path.
+//! filesystems are frozen. A connection's reads and writes of one handle run in the
+//! order it sent them, so a host may pipeline a transfer. Errors carry the errno of the failing call and name the path.
 
 mod handles;
 pub(crate) mod io;
@@ -21,11 +22,24 @@ const fn worker(name: &'static str, handler: super::Handler) -> Command {
     }
 }
 
+/// A command on a handle: runs in request order with the connection's other requests
+/// on the same handle.
+const fn ordered(name: &'static str, handler: super::Handler) -> Command {
+    Command {
+        name,
+        run: Run::Ordered,
+        while_frozen: false,
+        handler,
+    }
+}
+
 /// The files family's table.
 pub static COMMANDS: &[Command] = &[
     worker("file-open", io::file_open),
-    worker("file-read", io::file_read),
-    worker("file-write", io::file_write),
+    ordered("file-read", io::file_read),
+    ordered("file-write", io::file_write),
+    // Not ordered: a close takes effect at once, even while a read on the handle is
+    // stuck (a FIFO with no writer), which is how a host gives up on it.
     worker("file-close", io::file_close),
     worker("get-file-md5sum", io::file_md5sum),
     worker("file-chown", meta::file_chown),

@@ -1,0 +1,101 @@
+//! Pipelined transfers: a host that sends a handle's reads or writes without waiting
+//! for each reply gets them carried out in the order it sent them.
+
+use std::collections::HashMap;
+use std::fs;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::common::{err, ret, RawConn};
+use crate::helpers::*;
+
+/// Sends every request in one write, then collects one reply per request by tag.
+fn pipeline(conn: &mut RawConn, requests: &[Value]) -> HashMap<String, Value> {
+    let mut bytes = Vec::new();
+    for r in requests {
+        bytes.extend_from_slice(r.to_string().as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    conn.send(&bytes);
+    let mut replies = HashMap::new();
+    for _ in requests {
+        let reply = conn.recv();
+        let tag = reply["tag"].as_str().expect("tag").to_string();
+        assert!(
+            replies.insert(tag, reply).is_none(),
+            "a tag came back twice"
+        );
+    }
+    replies
+}
+
+#[test]
+fn pipelined_writes_land_in_order() {
+    let a = agent(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let mut c = a.raw();
+    let h = ret(
+        &c.request(json!({"execute": "file-open", "arguments": {"path": s(&path), "mode": "w"}}))
+    )
+    .as_u64()
+    .unwrap();
+    let data = random_bytes(300 * 1000 + 17, 5);
+    let chunks: Vec<&[u8]> = data.chunks(1000).collect();
+    let mut requests: Vec<Value> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            json!({"execute": "file-write", "tag": format!("w{i}"), "arguments": {
+                "handle_id": h, "bufb64": STANDARD.encode(part), "eof": i == chunks.len() - 1}})
+        })
+        .collect();
+    // Other commands still run beside the handle's queue.
+    requests.insert(150, json!({"execute": "ping", "tag": "p"}));
+    let replies = pipeline(&mut c, &requests);
+    for i in 0..chunks.len() {
+        assert_eq!(ret(&replies[&format!("w{i}")]), &json!(true), "write {i}");
+    }
+    ret(&replies["p"]);
+    assert!(
+        fs::read(&path).unwrap() == data,
+        "the file differs from the bytes sent"
+    );
+}
+
+#[test]
+fn pipelined_reads_come_back_in_order_and_stop_at_eof() {
+    let a = agent(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in");
+    let data = random_bytes(1 << 20, 9);
+    fs::write(&path, &data).unwrap();
+    let mut c = a.raw();
+    let h = ret(&c.request(json!({"execute": "file-open", "arguments": {"path": s(&path)}})))
+        .as_u64()
+        .unwrap();
+    // 64 full chunks, the empty one that says eof, and five past the end.
+    let count = 16 << 10;
+    let requests: Vec<Value> = (0..70)
+        .map(|i| {
+            json!({"execute": "file-read", "tag": format!("r{i}"),
+                   "arguments": {"handle_id": h, "count": count}})
+        })
+        .collect();
+    let replies = pipeline(&mut c, &requests);
+    let mut back = Vec::new();
+    for i in 0..65 {
+        let r = ret(&replies[&format!("r{i}")]);
+        let part = STANDARD.decode(r["bufb64"].as_str().unwrap()).unwrap();
+        assert_eq!(part.len(), if i < 64 { count } else { 0 }, "read {i}");
+        assert_eq!(r["eof"], json!(i == 64), "read {i}");
+        back.extend_from_slice(&part);
+    }
+    assert!(back == data, "the chunks do not add up to the file");
+    for i in 65..70 {
+        let (msg, code) = err(&replies[&format!("r{i}")]);
+        assert_eq!(code, 9, "read {i} after eof: {msg}");
+    }
+}
