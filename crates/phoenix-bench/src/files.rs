@@ -7,13 +7,14 @@
 //! clock starts), so the figures differ only by the agents.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use phoenix_client::Client;
+use phoenix_client::{transfer, Client};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -46,43 +47,53 @@ pub fn run(env: &Env, report: &mut Report) {
     );
     let (oc, pc) = (ours.client(), peer.client());
 
+    // Window 1: one request at a time. Window w (phoenix_client::transfer::window):
+    // w requests in flight, as phoenix-ctl keeps them with agents that run a
+    // handle's requests in order; qemu-ga runs every request in order.
     for chunk in [4 << 10, 4 * MIB] {
-        let label = chunk_label(chunk);
-        let (o, p) = best_pair(
-            || download(&ours, &oc, &src, chunk, &data),
-            || download(&peer, &pc, &src, chunk, &data),
-        );
-        report.add(
-            format!("download 64 MiB, {label} reads (MiB/s)"),
-            mib_s(o),
-            Some(mib_s(p)),
-            Better::Higher,
-        );
+        for window in [1, transfer::window(chunk)] {
+            let label = label(chunk, window);
+            let (o, p) = best_pair(
+                || download(&ours, &oc, &src, chunk, window, &data),
+                || download(&peer, &pc, &src, chunk, window, &data),
+            );
+            report.add(
+                format!("download 64 MiB, {label} (MiB/s)"),
+                mib_s(o),
+                Some(mib_s(p)),
+                Better::Higher,
+            );
+        }
     }
     for chunk in [4 << 10, 4 * MIB] {
-        let label = chunk_label(chunk);
         let chunks: Vec<String> = data.chunks(chunk).map(|c| STANDARD.encode(c)).collect();
         let dst = work.path().join("dst");
-        let (o, p) = best_pair(
-            || upload(&ours, &oc, &dst, &chunks, false, &data),
-            || upload(&peer, &pc, &dst, &chunks, false, &data),
-        );
-        report.add(
-            format!("upload 64 MiB, {label} writes (MiB/s)"),
-            mib_s(o),
-            Some(mib_s(p)),
-            Better::Higher,
-        );
-        // The compatible way to finish an upload: eof true, which fsyncs; qemu-ga's
-        // guest-file-close does not fsync, so this row has no peer figure.
-        let o = best(|| upload(&ours, &oc, &dst, &chunks, true, &data));
-        report.add(
-            format!("upload 64 MiB, {label} writes, eof+fsync (MiB/s)"),
-            mib_s(o),
-            None,
-            Better::Higher,
-        );
+        for window in [1, transfer::window(chunk)] {
+            let label = label(chunk, window);
+            let (o, p) = best_pair(
+                || upload(&ours, &oc, &dst, &chunks, window, false, &data),
+                || upload(&peer, &pc, &dst, &chunks, window, false, &data),
+            );
+            report.add(
+                format!("upload 64 MiB, {label} (MiB/s)"),
+                mib_s(o),
+                Some(mib_s(p)),
+                Better::Higher,
+            );
+            // The compatible way to finish an upload: eof true, which fsyncs;
+            // qemu-ga's guest-file-close does not fsync, so this row has no peer.
+            let o = best(|| upload(&ours, &oc, &dst, &chunks, window, true, &data));
+            report.add(
+                format!("upload 64 MiB, {label}, eof+fsync (MiB/s)"),
+                mib_s(o),
+                None,
+                Better::Higher,
+            );
+        }
     }
+    // Both agents settle first: ours keeps a transfer buffer for 250 ms after the
+    // last chunk, for the next one.
+    std::thread::sleep(Duration::from_secs(1));
     report.add(
         "files: RSS after transfers (KiB)",
         ours.rss_kib() as f64,
@@ -134,11 +145,16 @@ pub fn run(env: &Env, report: &mut Report) {
     );
 }
 
-fn chunk_label(chunk: usize) -> String {
-    if chunk >= MIB {
+fn label(chunk: usize, window: usize) -> String {
+    let size = if chunk >= MIB {
         format!("{} MiB", chunk / MIB)
     } else {
         format!("{} KiB", chunk >> 10)
+    };
+    if window == 1 {
+        format!("{size} chunks")
+    } else {
+        format!("{size} chunks, {window} in flight")
     }
 }
 
@@ -182,8 +198,16 @@ struct ReadReply<'a> {
     eof: bool,
 }
 
-/// Downloads `path` in `chunk`-byte reads; the time taken. Checks the bytes.
-fn download(peer: &Peer, c: &Client, path: &Path, chunk: usize, want: &[u8]) -> Duration {
+/// Downloads `path` in `chunk`-byte reads, `window` of them in flight; the time
+/// taken. Checks the bytes.
+fn download(
+    peer: &Peer,
+    c: &Client,
+    path: &Path,
+    chunk: usize,
+    window: usize,
+    want: &[u8],
+) -> Duration {
     let path = json_str(path);
     let t0 = Instant::now();
     let (open, read, close) = match peer.kind {
@@ -196,15 +220,26 @@ fn download(peer: &Peer, c: &Client, path: &Path, chunk: usize, want: &[u8]) -> 
     };
     let h = call(c, open, &format!(r#"{{"path":{path},"mode":"r"}}"#));
     let h = h.get();
-    let args = match peer.kind {
+    let args = raw(&match peer.kind {
         Kind::Ours => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
         Kind::QemuGa => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
-    };
+    });
+    // The last read returns nothing and eof.
+    let mut reads_left = want.len() / chunk + 1;
+    let mut pending = VecDeque::new();
     // Each chunk is decoded into one reused buffer and compared with the source,
     // so the client touches no fresh memory per chunk.
     let (mut part, mut off) = (Vec::new(), 0);
     loop {
-        let reply = call(c, read, &args);
+        while pending.len() < window && reads_left > 0 {
+            pending.push_back(c.send_request(read, Some(&args)).expect(read));
+            reads_left -= 1;
+        }
+        let reply = pending
+            .pop_front()
+            .expect("a read in flight")
+            .wait(Some(Duration::from_secs(60)))
+            .unwrap_or_else(|e| panic!("{read}: {e}"));
         let r: ReadReply = serde_json::from_str(reply.get()).expect("read reply");
         part.clear();
         STANDARD
@@ -220,6 +255,7 @@ fn download(peer: &Peer, c: &Client, path: &Path, chunk: usize, want: &[u8]) -> 
             break;
         }
     }
+    assert!(pending.is_empty(), "{}: eof came early", peer.name());
     if let Some(close) = close {
         call(c, close, &format!(r#"{{"handle":{h}}}"#));
     }
@@ -228,44 +264,50 @@ fn download(peer: &Peer, c: &Client, path: &Path, chunk: usize, want: &[u8]) -> 
     t
 }
 
-/// Uploads pre-encoded `chunks` to `path`; ours finishes with `eof` (fsync) when
-/// `eof_sync`, else with a plain close, as qemu-ga does. The time taken.
+/// Uploads pre-encoded `chunks` to `path`, `window` writes in flight; ours finishes
+/// with `eof` (fsync) when `eof_sync`, else with a plain close, as qemu-ga does. The
+/// time taken.
 fn upload(
     peer: &Peer,
     c: &Client,
     path: &Path,
     chunks: &[String],
+    window: usize,
     eof_sync: bool,
     want: &[u8],
 ) -> Duration {
     let _ = std::fs::remove_file(path);
     let p = json_str(path);
     let t0 = Instant::now();
+    let (open, write, handle_key, data_key) = match peer.kind {
+        Kind::Ours => ("file-open", "file-write", "handle_id", "bufb64"),
+        Kind::QemuGa => ("guest-file-open", "guest-file-write", "handle", "buf-b64"),
+    };
+    let h = call(c, open, &format!(r#"{{"path":{p},"mode":"w"}}"#));
+    let h = h.get();
+    let last = chunks.len() - 1;
+    let mut pending = VecDeque::new();
+    for (i, b64) in chunks.iter().enumerate() {
+        let eof = match peer.kind {
+            Kind::Ours => format!(r#","eof":{}"#, eof_sync && i == last),
+            Kind::QemuGa => String::new(),
+        };
+        let args = raw(&format!(
+            r#"{{"{handle_key}":{h},"{data_key}":"{b64}"{eof}}}"#
+        ));
+        pending.push_back(c.send_request(write, Some(&args)).expect(write));
+        while pending.len() >= window || (i == last && !pending.is_empty()) {
+            let done = pending.pop_front().expect("a write in flight");
+            done.wait(Some(Duration::from_secs(60)))
+                .unwrap_or_else(|e| panic!("{write}: {e}"));
+        }
+    }
     match peer.kind {
+        Kind::Ours if eof_sync => {}
         Kind::Ours => {
-            let h = call(c, "file-open", &format!(r#"{{"path":{p},"mode":"w"}}"#));
-            let h = h.get();
-            let last = chunks.len() - 1;
-            for (i, b64) in chunks.iter().enumerate() {
-                let eof = eof_sync && i == last;
-                let args = format!(r#"{{"handle_id":{h},"bufb64":"{b64}","eof":{eof}}}"#);
-                call(c, "file-write", &args);
-            }
-            if !eof_sync {
-                call(c, "file-close", &format!(r#"{{"handle_id":{h}}}"#));
-            }
+            call(c, "file-close", &format!(r#"{{"handle_id":{h}}}"#));
         }
         Kind::QemuGa => {
-            let h = call(
-                c,
-                "guest-file-open",
-                &format!(r#"{{"path":{p},"mode":"w"}}"#),
-            );
-            let h = h.get();
-            for b64 in chunks {
-                let args = format!(r#"{{"handle":{h},"buf-b64":"{b64}"}}"#);
-                call(c, "guest-file-write", &args);
-            }
             call(c, "guest-file-close", &format!(r#"{{"handle":{h}}}"#));
         }
     }

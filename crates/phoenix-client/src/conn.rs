@@ -202,6 +202,30 @@ impl Client {
         args: Option<&RawValue>,
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, ClientError> {
+        self.send_tagged(execute, args)?.wait(timeout)
+    }
+
+    /// Sends a request without waiting for its reply: [`Pending::wait`] gets it. A
+    /// transfer keeps several requests in flight this way, so the agent works on the
+    /// next chunk while this side handles the last. (Only pipeline requests whose
+    /// order does not matter, or that the agent runs in order: see
+    /// [`AgentInfo::ordered_io`](crate::AgentInfo::ordered_io).)
+    pub fn send_request(
+        &self,
+        execute: &str,
+        args: Option<&RawValue>,
+    ) -> Result<Pending<'_>, ClientError> {
+        if self.needs_resync.swap(false, Ordering::SeqCst) {
+            self.resync()?;
+        }
+        self.send_tagged(execute, args)
+    }
+
+    fn send_tagged(
+        &self,
+        execute: &str,
+        args: Option<&RawValue>,
+    ) -> Result<Pending<'_>, ClientError> {
         let tag = format!(
             "{}-{}",
             self.prefix,
@@ -224,32 +248,16 @@ impl Client {
             }
             st.waiting.insert(tag.clone());
         }
-        let sent = self
-            .writer
+        let pending = Pending {
+            client: self,
+            tag,
+            execute: execute.to_string(),
+        };
+        self.writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .write_all(&line);
-        if let Err(e) = sent {
-            self.state().waiting.remove(&tag);
-            return Err(e.into());
-        }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        match self.wait_for(&tag, deadline) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(w)) => Err(ClientError::Agent(AgentError {
-                command: execute.to_string(),
-                message: w.message,
-                code: w.code,
-            })),
-            Err(ClientError::Timeout { .. }) => {
-                self.needs_resync.store(true, Ordering::SeqCst);
-                Err(ClientError::Timeout {
-                    command: execute.to_string(),
-                    timeout: timeout.unwrap_or_default(),
-                })
-            }
-            Err(e) => Err(e),
-        }
+            .write_all(&line)?;
+        Ok(pending)
     }
 
     /// Waits for the reply tagged `tag`, reading the stream when nobody else is.
@@ -319,6 +327,58 @@ impl Client {
                 st.arrived.insert(tag, reply.result);
             }
         }
+    }
+}
+
+/// A request sent with [`Client::send_request`] whose reply has not been taken yet.
+/// Dropping it abandons the reply (it is discarded when it comes).
+#[must_use = "the reply is lost unless waited for"]
+pub struct Pending<'c> {
+    client: &'c Client,
+    tag: String,
+    execute: String,
+}
+
+impl Pending<'_> {
+    /// Waits at most `timeout` (`None`: forever) for the reply and returns its value,
+    /// or the agent's error.
+    pub fn wait(self, timeout: Option<Duration>) -> Result<Box<RawValue>, ClientError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let got = self.client.wait_for(&self.tag, deadline);
+        match got {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(w)) => Err(ClientError::Agent(AgentError {
+                command: self.execute.clone(),
+                message: w.message,
+                code: w.code,
+            })),
+            Err(ClientError::Timeout { .. }) => {
+                self.client.needs_resync.store(true, Ordering::SeqCst);
+                Err(ClientError::Timeout {
+                    command: self.execute.clone(),
+                    timeout: timeout.unwrap_or_default(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The command this request runs.
+    pub fn command(&self) -> &str {
+        &self.execute
+    }
+
+    /// The client it was sent on.
+    pub fn client(&self) -> &Client {
+        self.client
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut st = self.client.state();
+        st.waiting.remove(&self.tag);
+        st.arrived.remove(&self.tag);
     }
 }
 

@@ -17,6 +17,6 @@ mod stream;
 pub mod transfer;
 
 pub use api::AgentInfo;
-pub use conn::{Client, Options};
+pub use conn::{Client, Options, Pending};
 pub use error::{AgentError, ClientError};
 pub use transfer::{Progress, Transfer, UploadOptions};

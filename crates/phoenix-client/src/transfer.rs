@@ -4,11 +4,18 @@
 //! Chunk sizes: phoenix-rs (0.8 and later, [`AgentInfo::large_chunks`]) reads up to
 //! 32 MiB per `file-read` and takes request lines of 64 MiB, so transfers move 4 MiB
 //! per round trip; with the Go original they move 4 KiB, its fixed read size, and its
-//! request buffer is not known to take more. One request per handle is in flight at a
-//! time: the agent serves a handle's requests in the order it starts them.
+//! request buffer is not known to take more.
+//!
+//! Pipelining: phoenix-rs 0.9 and later run a connection's reads and writes of one
+//! handle in the order they were sent ([`AgentInfo::ordered_io`]), so transfers keep
+//! several requests in flight ([`window`]) and the agent reads or writes the next
+//! chunk while this side handles the last. The Go original runs requests
+//! concurrently, so with it one request is in flight at a time.
 //!
 //! [`AgentInfo::large_chunks`]: crate::AgentInfo::large_chunks
+//! [`AgentInfo::ordered_io`]: crate::AgentInfo::ordered_io
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,6 +39,16 @@ pub const SMALL_CHUNK: usize = 4096;
 /// `{"execute": "file-rename", "arguments": {"src": PATH, "dst": PATH}}` -> `true`,
 /// rename(2) inside the guest.
 pub const RENAME_COMMAND: &str = "file-rename";
+
+/// Requests a transfer keeps in flight with an agent that runs them in order: enough
+/// that neither end waits for the other; a few chunks of memory at most.
+pub fn window(chunk: usize) -> usize {
+    if chunk >= 1 << 20 {
+        3
+    } else {
+        16
+    }
+}
 
 /// [`Client::read_file`] refuses files larger than this.
 pub const READ_FILE_LIMIT: u64 = 64 << 20;
@@ -214,10 +231,31 @@ impl Client {
                 }
             }
             progress.start(size);
+            let in_flight = if self.info()?.ordered_io() {
+                window(count.map_or(SMALL_CHUNK, |c| c as usize))
+            } else {
+                1
+            };
+            // Reads the file's size calls for (the last one answers eof); reads past
+            // the end would only fail, the handle being closed. None: not known (or
+            // the file grew), read on.
+            let chunk = count.unwrap_or(SMALL_CHUNK as u64);
+            let mut reads_left = size.map(|s| s / chunk + 1);
+            let mut pending = VecDeque::new();
             let mut md5 = Md5::new();
             let mut bytes = 0u64;
             loop {
-                let chunk = self.file_read(handle, count)?;
+                while pending.len() < in_flight && reads_left != Some(0) {
+                    pending.push_back(self.send_file_read(handle, count)?);
+                    reads_left = reads_left.map(|n| n - 1);
+                }
+                let Some(next) = pending.pop_front() else {
+                    reads_left = None;
+                    continue;
+                };
+                // On an error or at eof, reads still in flight are abandoned: their
+                // replies are dropped as they come.
+                let chunk = next.wait()?;
                 bytes += chunk.data.len() as u64;
                 if limit.is_some_and(|l| bytes > l) {
                     return Err(ClientError::TooLarge {
@@ -292,22 +330,34 @@ impl Client {
             guest.to_path_buf()
         };
         let handle = self.file_open(&target, OpenMode::Write, opts.perm)?;
+        let in_flight = if info.ordered_io() { window(chunk) } else { 1 };
         let mut buf = vec![0u8; chunk.max(1)];
         let mut md5 = Md5::new();
         let mut bytes = 0u64;
-        let written = (|| loop {
-            let n = fill(src, &mut buf).map_err(local(|| "read the data to upload".into()))?;
-            if n == 0 {
-                // An empty eof write: the original agent drops the data of an eof
-                // request; phoenix-rs syncs the file to disk before answering.
-                return self.file_write(handle, &[], true);
+        let mut pending = VecDeque::new();
+        let written = (|| {
+            loop {
+                let n = fill(src, &mut buf).map_err(local(|| "read the data to upload".into()))?;
+                // The last request is an empty eof write: the original agent drops the
+                // data of an eof request; phoenix-rs syncs the file to disk before
+                // answering.
+                pending.push_back(self.send_file_write(handle, &buf[..n], n == 0)?);
+                if n == 0 {
+                    break;
+                }
+                md5.update(&buf[..n]);
+                bytes += n as u64;
+                progress.advance(n as u64);
+                while pending.len() >= in_flight {
+                    pending.pop_front().map_or(Ok(()), |w| w.wait())?;
+                }
             }
-            self.file_write(handle, &buf[..n], false)?;
-            md5.update(&buf[..n]);
-            bytes += n as u64;
-            progress.advance(n as u64);
+            pending.drain(..).try_for_each(|w| w.wait())
         })();
         if let Err(e) = written {
+            // Writes still in flight fail once the handle is closed, or land first;
+            // either way the temporary file is never renamed.
+            drop(pending);
             let _ = self.file_close(handle);
             return Err(e);
         }

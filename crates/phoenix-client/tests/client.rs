@@ -31,7 +31,7 @@ fn a_reply_that_never_comes_times_out_and_the_next_call_succeeds() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     // The next call resynchronises first and gets its own reply.
-    assert_eq!(client.ping().unwrap(), "0.8.0");
+    assert_eq!(client.ping().unwrap(), "0.9.0");
     assert!(client.commands().unwrap().contains(&"ping".to_string()));
 }
 
@@ -43,7 +43,7 @@ fn a_partial_line_is_dropped_by_the_resync_on_connect() {
     let client = agent.client();
     client.send_bytes(br#"{"execute":"ping","tag":"#).unwrap();
     client.resync().unwrap();
-    assert_eq!(client.ping().unwrap(), "0.8.0");
+    assert_eq!(client.ping().unwrap(), "0.9.0");
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn stale_replies_of_timed_out_calls_never_reach_later_calls() {
     )));
     // Had the late get-commands reply (a list) been taken for ping's, this would fail
     // to decode as a string.
-    assert_eq!(client.ping().unwrap(), "0.8.0");
+    assert_eq!(client.ping().unwrap(), "0.9.0");
 
     // A 24 MiB unknown command name: its error reply (the name in base64, 32 MiB)
     // takes the agent a while, and arrives during the next call's resync.
@@ -70,7 +70,7 @@ fn stale_replies_of_timed_out_calls_never_reach_later_calls() {
     )));
     let names = client.commands().unwrap();
     assert!(names.contains(&"get-commands".to_string()));
-    assert_eq!(client.ping().unwrap(), "0.8.0");
+    assert_eq!(client.ping().unwrap(), "0.9.0");
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn concurrent_calls_from_many_threads_get_their_own_replies() {
             std::thread::spawn(move || {
                 for i in 0..150 {
                     match i % 3 {
-                        0 => assert_eq!(client.ping().unwrap(), "0.8.0"),
+                        0 => assert_eq!(client.ping().unwrap(), "0.9.0"),
                         1 => assert!(client.commands().unwrap().len() >= 3),
                         _ => {
                             // The error names the command: a reply matched to the

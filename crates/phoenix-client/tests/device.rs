@@ -62,7 +62,7 @@ fn a_client_on_a_pty_reaches_an_agent_on_a_serial_line() {
     // The client puts its pty in raw mode and resyncs: whatever the agent's start-up
     // left on the line, the first reply it takes is its own.
     let client = Client::connect_with(&host_path, Options::default()).expect("connect");
-    assert_eq!(client.ping().unwrap(), "0.8.0");
+    assert_eq!(client.ping().unwrap(), "0.9.0");
     let names = client.commands().unwrap();
     assert!(names.contains(&"get-commands".to_string()));
     // A large reply crosses the line intact (no echo, no CR/LF translation).

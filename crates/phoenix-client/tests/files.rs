@@ -247,8 +247,68 @@ fn a_slow_reply_times_out_then_arrives_stale_and_is_discarded() {
     // Let the open finish: its reply (a handle number) now comes, late.
     let writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     // The next calls resync and get their own replies, never the stale handle.
-    assert_eq!(client.ping().unwrap(), "0.8.0");
+    assert_eq!(client.ping().unwrap(), "0.9.0");
     let names = client.commands().unwrap();
     assert!(names.contains(&"file-open".to_string()));
     drop(writer);
+}
+
+/// A 2 MiB tmpfs mounted for one test, unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(at: std::path::PathBuf) -> Self {
+        fs::create_dir_all(&at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "phoenix-test"])
+            .arg(&at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs on {}", at.display());
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_pipelined_upload_that_fails_reports_the_first_error_and_leaves_the_agent_clean() {
+    let agent = TestAgent::start(&[]);
+    let client = agent.client();
+    assert!(client.info().unwrap().ordered_io());
+    // The filesystem fills up in the middle of the first chunk, while more writes
+    // are already on their way.
+    let small = SmallFs::mount(agent.path("small"));
+    let data = noise(5 * LARGE_CHUNK);
+    let opts = UploadOptions {
+        in_place: true,
+        ..Default::default()
+    };
+    let target = small.0.join("big");
+    let e = client
+        .upload_from(&mut &data[..], &target, opts, &mut ())
+        .unwrap_err();
+    assert_eq!(e.errno().map(|e| e as i32), Some(28), "{e}");
+    let small_chunks = UploadOptions {
+        chunk: Some(4096),
+        ..opts
+    };
+    let target2 = small.0.join("small");
+    let e = client
+        .upload_from(&mut &data[..100_000], &target2, small_chunks, &mut ())
+        .unwrap_err();
+    assert_eq!(e.errno().map(|e| e as i32), Some(28), "{e}");
+    // The connection is still in step and no descriptor is left on either file.
+    assert_eq!(client.ping().unwrap(), env!("CARGO_PKG_VERSION"));
+    let fds = fs::read_dir(format!("/proc/{}/fd", agent.pid()))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+        .filter(|t| t.starts_with(&small.0))
+        .count();
+    assert_eq!(fds, 0, "a handle on the full filesystem is still open");
 }

@@ -10,15 +10,15 @@ use common::{ctl, fails, json, ok, TestAgent, CTL};
 #[test]
 fn ping_human_and_json() {
     let agent = TestAgent::start(&[]);
-    assert_eq!(ok(&agent, &["ping"]), "0.8.0\n");
-    assert_eq!(json(&agent, &["ping"]), "0.8.0");
+    assert_eq!(ok(&agent, &["ping"]), "0.9.0\n");
+    assert_eq!(json(&agent, &["ping"]), "0.9.0");
 }
 
 #[test]
 fn info_human_and_json() {
     let agent = TestAgent::start(&[]);
     let text = ok(&agent, &["info"]);
-    assert!(text.starts_with("version   0.8.0\n"), "{text}");
+    assert!(text.starts_with("version   0.9.0\n"), "{text}");
     assert!(text.contains("large chunks"), "{text}");
     for name in ["ping", "get-commands", "agent-shutdown"] {
         assert!(
@@ -27,7 +27,7 @@ fn info_human_and_json() {
         );
     }
     let v = json(&agent, &["info"]);
-    assert_eq!(v["version"], "0.8.0");
+    assert_eq!(v["version"], "0.9.0");
     let names: Vec<&str> = v["commands"]
         .as_array()
         .unwrap()
@@ -50,7 +50,7 @@ fn info_lists_only_allowed_commands() {
 #[test]
 fn raw_prints_the_return_value() {
     let agent = TestAgent::start(&[]);
-    assert_eq!(ok(&agent, &["raw", r#"{"execute":"ping"}"#]), "\"0.8.0\"\n");
+    assert_eq!(ok(&agent, &["raw", r#"{"execute":"ping"}"#]), "\"0.9.0\"\n");
     let out = ok(
         &agent,
         &["raw", r#"{"execute":"get-commands","tag":"mine"}"#],
@@ -107,7 +107,7 @@ fn the_socket_comes_from_phoenix_socket() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(out.stdout, b"0.8.0\n");
+    assert_eq!(out.stdout, b"0.9.0\n");
 }
 
 #[test]

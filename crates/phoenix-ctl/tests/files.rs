@@ -334,7 +334,7 @@ fn a_reply_that_does_not_come_in_time_exits_3() {
     assert_eq!(code, 3);
     assert_eq!(err, "phoenix-ctl: file-open: no reply within 300ms\n");
     // The agent is fine: the next connection resyncs and gets its own replies.
-    assert_eq!(ok(&agent, &["ping"]), "0.8.0\n");
+    assert_eq!(ok(&agent, &["ping"]), "0.9.0\n");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use phoenix_proto::types::files::{
     FileStat, FileWrite, HandleArgs, PathArgs,
 };
 
-use crate::{Client, ClientError};
+use crate::{Client, ClientError, Pending};
 
 /// How `file-open` opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,49 @@ pub struct Chunk {
     pub data: Vec<u8>,
     /// The read reached the end of the file; the agent has closed the handle.
     pub eof: bool,
+}
+
+/// A `file-read` in flight.
+#[must_use = "the reply is lost unless waited for"]
+pub struct PendingChunk<'c>(Pending<'c>);
+
+impl PendingChunk<'_> {
+    /// Waits for the chunk (the client's default timeout).
+    pub fn wait(self) -> Result<Chunk, ClientError> {
+        let timeout = self.0.client().options().timeout;
+        let raw = self.0.wait(timeout)?;
+        let r: FileReadResult = serde_json::from_str(raw.get())
+            .map_err(|e| ClientError::Protocol(format!("file-read: {e}")))?;
+        let data = b64()
+            .decode(r.bufb64.as_bytes())
+            .map_err(|e| ClientError::Protocol(format!("file-read: bad base64: {e}")))?;
+        Ok(Chunk { data, eof: r.eof })
+    }
+}
+
+/// A `file-write` in flight.
+#[must_use = "the reply is lost unless waited for"]
+pub struct PendingWrite<'c>(Pending<'c>);
+
+impl PendingWrite<'_> {
+    /// Waits for the agent's `true` (the client's default timeout).
+    pub fn wait(self) -> Result<(), ClientError> {
+        let timeout = self.0.client().options().timeout;
+        let raw = self.0.wait(timeout)?;
+        match raw.get() {
+            "true" => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "file-write returned {other}"
+            ))),
+        }
+    }
+}
+
+fn raw_args<T: serde::Serialize>(
+    args: &T,
+) -> Result<Box<serde_json::value::RawValue>, ClientError> {
+    serde_json::value::to_raw_value(args)
+        .map_err(|e| ClientError::Protocol(format!("arguments: {e}")))
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -76,34 +119,46 @@ impl Client {
     /// phoenix-rs, up to 32 MiB) asks for more than the original's 4096 bytes; an
     /// agent without the extension ignores it and answers 4096 bytes at most.
     pub fn file_read(&self, handle: u64, count: Option<u64>) -> Result<Chunk, ClientError> {
-        let r: FileReadResult = match count {
-            Some(count) => self.call(
-                "file-read",
-                &FileRead {
-                    handle_id: handle,
-                    count,
-                },
-            )?,
-            None => self.call("file-read", &HandleArgs { handle_id: handle })?,
+        self.send_file_read(handle, count)?.wait()
+    }
+
+    /// Sends a `file-read` without waiting for it: several may be in flight on an
+    /// agent with [`AgentInfo::ordered_io`](crate::AgentInfo::ordered_io).
+    pub fn send_file_read(
+        &self,
+        handle: u64,
+        count: Option<u64>,
+    ) -> Result<PendingChunk<'_>, ClientError> {
+        let args = match count {
+            Some(count) => raw_args(&FileRead {
+                handle_id: handle,
+                count,
+            })?,
+            None => raw_args(&HandleArgs { handle_id: handle })?,
         };
-        let data = b64()
-            .decode(r.bufb64.as_bytes())
-            .map_err(|e| ClientError::Protocol(format!("file-read: bad base64: {e}")))?;
-        Ok(Chunk { data, eof: r.eof })
+        Ok(PendingChunk(self.send_request("file-read", Some(&args))?))
     }
 
     /// `file-write`: appends `data`; `eof` closes the handle (phoenix-rs also syncs
     /// the file to disk first). The original agent drops the bytes of an `eof`
     /// request, so portable callers end with an empty `eof` write, as the helpers do.
     pub fn file_write(&self, handle: u64, data: &[u8], eof: bool) -> Result<(), ClientError> {
-        self.true_call(
-            "file-write",
-            &FileWrite {
-                handle_id: handle,
-                bufb64: Cow::Owned(b64().encode(data)),
-                eof,
-            },
-        )
+        self.send_file_write(handle, data, eof)?.wait()
+    }
+
+    /// Sends a `file-write` without waiting for it (see [`Client::send_file_read`]).
+    pub fn send_file_write(
+        &self,
+        handle: u64,
+        data: &[u8],
+        eof: bool,
+    ) -> Result<PendingWrite<'_>, ClientError> {
+        let args = raw_args(&FileWrite {
+            handle_id: handle,
+            bufb64: Cow::Owned(b64().encode(data)),
+            eof,
+        })?;
+        Ok(PendingWrite(self.send_request("file-write", Some(&args))?))
     }
 
     /// `file-close`.

@@ -33,6 +33,17 @@ impl AgentInfo {
     /// per reply and ignores `count`; phoenix-rs starts at 0.8. Neither lists
     /// extensions in `get-commands`, so the version is the only sign.
     pub fn large_chunks(&self) -> bool {
+        self.version_at_least(0, 8)
+    }
+
+    /// Whether the agent runs a connection's reads and writes of one handle in the
+    /// order they were sent (phoenix-rs 0.9 and later), so a transfer may keep several
+    /// requests in flight. The Go original runs every request concurrently.
+    pub fn ordered_io(&self) -> bool {
+        self.version_at_least(0, 9)
+    }
+
+    fn version_at_least(&self, want_major: u64, want_minor: u64) -> bool {
         let mut parts = self.version.trim().split('.').map(|p| {
             p.chars()
                 .take_while(char::is_ascii_digit)
@@ -41,7 +52,7 @@ impl AgentInfo {
                 .ok()
         });
         match (parts.next().flatten(), parts.next().flatten()) {
-            (Some(major), Some(minor)) => (major, minor) >= (0, 8),
+            (Some(major), Some(minor)) => (major, minor) >= (want_major, want_minor),
             _ => false,
         }
     }
@@ -116,6 +127,14 @@ mod tests {
         assert!(!info("0.4").large_chunks());
         assert!(!info("unknown").large_chunks());
         assert!(!info("").large_chunks());
+    }
+
+    #[test]
+    fn ordered_io_from_0_9_on() {
+        assert!(info("0.9.0").ordered_io());
+        assert!(info("1.2").ordered_io());
+        assert!(!info("0.8.0").ordered_io());
+        assert!(!info("0.7").ordered_io());
     }
 
     #[test]
