@@ -338,4 +338,22 @@ mod tests {
         assert!(n.is_empty());
         assert!(apply(&mut n, &[]).is_ok());
     }
+
+    #[test]
+    fn no_cut_or_changed_byte_panics() {
+        let d = datagram(vec![
+            RouteNetlinkMessage::NewLink(link(AddressFamily::Unspec, 2, Some("v0"))),
+            RouteNetlinkMessage::DelLink(link(AddressFamily::Unspec, 3, Some("v1"))),
+        ]);
+        for cut in 0..=d.len() {
+            let _ = apply(&mut Names::new(), &d[..cut]);
+        }
+        for at in 0..d.len() {
+            for value in [0x00, 0x01, 0x03, 0x7f, 0xff] {
+                let mut bad = d.clone();
+                bad[at] = value;
+                let _ = apply(&mut Names::new(), &bad);
+            }
+        }
+    }
 }
