@@ -43,9 +43,10 @@ const RTA_VIA: u16 = 18;
 /// as one AF_UNSPEC dump, because a filtered AF_UNSPEC dump also reaches the other
 /// route families (MPLS refuses a table filter with EINVAL).
 ///
-/// When the names need that dump (the first call), it runs on its own socket and thread
-/// while the routes are read: the two are independent, and with many links it costs the
-/// kernel as much as the routes. The names are brought up to date after the routes are
+/// When no names are kept yet (the first call), the link dump runs on its own socket and
+/// thread while the routes are read: the two are independent, and with many links it
+/// costs the kernel as much as the routes. (After lost notifications, a rare case, the
+/// links are dumped again after the routes.) The names are brought up to date after the routes are
 /// read, so that a link created just before the routes were read has its name.
 pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlError> {
     let families: &[AddressFamily] = match family {
