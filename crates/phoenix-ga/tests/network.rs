@@ -1083,3 +1083,25 @@ fn route_list_relists_links_after_lost_notifications() {
     let last = assert_routes_match(&mut c, &ns);
     assert!(route_ifnames(&last).contains("s1"));
 }
+
+#[test]
+fn concurrent_route_lists_share_the_names() {
+    let (agent, ns) = setup();
+    ns.ip("route add 10.44.0.0/24 dev v1");
+    let mut want = wire_routes(&ns, "-4");
+    want.extend(wire_routes(&ns, "-6"));
+    let want = sorted_vec(want);
+    // Several first calls at once (each worker may find no names yet), then again.
+    for round in 0..2 {
+        let mut c = agent.raw();
+        let mut batch = Vec::new();
+        for i in 0..8 {
+            let req = json!({"execute": "get-route-list", "tag": format!("r{round}-{i}")});
+            batch.extend_from_slice(format!("{req}\r\n").as_bytes());
+        }
+        c.send(&batch);
+        for _ in 0..8 {
+            assert_eq!(sorted(ret(&c.recv())), want, "round {round}");
+        }
+    }
+}
