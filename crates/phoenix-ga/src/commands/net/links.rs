@@ -30,7 +30,7 @@ pub(crate) struct Link {
     index: u32,
     flags: LinkFlags,
     kind: LinkLayerType,
-    name: String,
+    pub(super) name: String,
     hwaddr: Vec<u8>,
 }
 

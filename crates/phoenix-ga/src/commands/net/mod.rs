@@ -3,7 +3,8 @@
 //! No `ip` subprocess and no ioctl: each command opens its own NETLINK_ROUTE socket
 //! ([`netlink`]) and sends the request `ip` would. Listings take one dump per table
 //! (links, addresses, routes), so their cost grows linearly with the number of
-//! interfaces and routes. Errors carry the kernel's errno (EEXIST, EADDRNOTAVAIL,
+//! interfaces and routes; the route list keeps the interface names between calls
+//! ([`names`]) and so dumps the links only once. Errors carry the kernel's errno (EEXIST, EADDRNOTAVAIL,
 //! ENODEV, ESRCH, ...) and name the interface and address; malformed arguments (an
 //! address not in CIDR form, a gateway of the wrong family, an unknown family) are
 //! invalid-arguments errors, code -1.
@@ -24,6 +25,7 @@ use crate::error::{Context, Error};
 
 mod addrs;
 pub(crate) mod links;
+mod names;
 pub(crate) mod netlink;
 pub(crate) mod routes;
 

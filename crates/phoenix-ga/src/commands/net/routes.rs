@@ -15,7 +15,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use phoenix_proto::types::net::{Route, RouteArgs, RouteDst};
 
 use super::addrs::{family, max_prefix, Cidr};
-use super::links;
+use super::names::LINK_NAMES;
 use super::netlink::{Netlink, NlError};
 
 /// The main routing table (RT_TABLE_MAIN), the only one listed and changed.
@@ -32,8 +32,9 @@ const RTA_TABLE: u16 = 15;
 const RTA_VIA: u16 = 18;
 
 /// The routes of the main table, IPv4 then IPv6 for `AddressFamily::Unspec`: one route
-/// dump per family and one link dump (for the interface names), however many routes
-/// and links there are (the original dumped every link once per route).
+/// dump per family, however many routes and links there are (the original dumped every
+/// link once per route). The interface names come from [`LINK_NAMES`], which dumps the
+/// links on the first call only and then follows their changes.
 ///
 /// The dumps ask for the main table only. The kernel honours that on a strict socket
 /// (4.20 and later) and skips the local tables, which hold several routes per address
@@ -42,8 +43,11 @@ const RTA_VIA: u16 = 18;
 /// as one AF_UNSPEC dump, because a filtered AF_UNSPEC dump also reaches the other
 /// route families (MPLS refuses a table filter with EINVAL).
 ///
-/// The link dump runs on its own socket and thread while the routes are read: the two
-/// are independent, and with many links it costs the kernel as much as the routes.
+/// When no names are kept yet (the first call), the link dump runs on its own socket and
+/// thread while the routes are read: the two are independent, and with many links it
+/// costs the kernel as much as the routes. (After lost notifications, a rare case, the
+/// links are dumped again after the routes.) The names are brought up to date after the routes are
+/// read, so that a link created just before the routes were read has its name.
 pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlError> {
     let families: &[AddressFamily] = match family {
         AddressFamily::Unspec => &[AddressFamily::Inet, AddressFamily::Inet6],
@@ -52,10 +56,14 @@ pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlErr
     };
     std::thread::scope(|s| {
         // Without a thread (the process is at its limit), the links are read after.
-        let names = std::thread::Builder::new()
-            .name("link-names".into())
-            .spawn_scoped(s, || links::names(&mut Netlink::open()?))
-            .ok();
+        let links = (!LINK_NAMES.is_built())
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("link-names".into())
+                    .spawn_scoped(s, || LINK_NAMES.current())
+                    .ok()
+            })
+            .flatten();
         let mut routes = Vec::new();
         for &family in families {
             let mut req = RouteMessage::default();
@@ -67,10 +75,10 @@ pub fn list(nl: &mut Netlink, family: AddressFamily) -> Result<Vec<Route>, NlErr
             let v6 = family == AddressFamily::Inet6;
             routes.extend(dump.into_iter().flatten().filter(|r| r.v6 == v6));
         }
-        let names = match names {
-            Some(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
-            None => links::names(nl)?,
-        };
+        if let Some(t) = links {
+            t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        }
+        let names = LINK_NAMES.current()?;
         Ok(routes.into_iter().map(|r| r.wire(&names)).collect())
     })
 }
