@@ -295,17 +295,21 @@ impl Client {
             // Become the reader for one line.
             st.reading = true;
             drop(st);
-            let got = self
-                .reader
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .read_line(deadline);
+            // The reply is parsed straight from the reader's buffer.
+            let got = {
+                let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+                reader.read_line(deadline).map(|line| match line {
+                    Line::Complete(bytes) => Read::Reply(salvage_reply(bytes)),
+                    Line::Timeout => Read::Timeout,
+                    Line::Closed => Read::Closed,
+                })
+            };
             st = self.state();
             st.reading = false;
             match got {
-                Ok(Line::Complete(bytes)) => self.file_reply(&mut st, &bytes),
-                Ok(Line::Timeout) => {}
-                Ok(Line::Closed) => st.closed = true,
+                Ok(Read::Reply(reply)) => self.file_reply(&mut st, reply),
+                Ok(Read::Timeout) => {}
+                Ok(Read::Closed) => st.closed = true,
                 Err(e) => {
                     st.closed = true;
                     st.waiting.remove(tag);
@@ -318,8 +322,8 @@ impl Client {
     }
 
     /// Parks a reply for its caller; replies nobody waits for are dropped.
-    fn file_reply(&self, st: &mut State, bytes: &[u8]) {
-        let Some(reply) = salvage_reply(bytes) else {
+    fn file_reply(&self, st: &mut State, reply: Option<Reply>) {
+        let Some(reply) = reply else {
             return; // garbage from before a resync
         };
         if let Some(tag) = reply.tag {
@@ -328,6 +332,14 @@ impl Client {
             }
         }
     }
+}
+
+/// What one turn of reading the stream gave.
+enum Read {
+    /// A line: the reply it holds, or `None` for garbage.
+    Reply(Option<Reply>),
+    Timeout,
+    Closed,
 }
 
 /// A request sent with [`Client::send_request`] whose reply has not been taken yet.

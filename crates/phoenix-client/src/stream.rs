@@ -92,9 +92,9 @@ const READ_CHUNK: usize = 256 << 10;
 
 /// What [`LineReader::read_line`] got.
 #[derive(Debug)]
-pub enum Line {
-    /// A complete line (without the LF).
-    Complete(Vec<u8>),
+pub enum Line<'a> {
+    /// A complete line (without the LF), in the reader's buffer until the next call.
+    Complete(&'a [u8]),
     /// The deadline passed first; a partial line is kept for the next call.
     Timeout,
     /// The agent closed the connection.
@@ -104,13 +104,16 @@ pub enum Line {
 /// Reads reply lines; keeps a partial line across timeouts.
 ///
 /// `buf` is always initialised up to its length; `start..end` holds unread bytes, so
-/// no read zeroes memory again (a 4 MiB-chunk download reads many MiB per call).
+/// no read zeroes memory again (a 4 MiB-chunk download reads many MiB per call). A
+/// line is lent from the buffer rather than copied out of it.
 #[derive(Debug)]
 pub struct LineReader {
     stream: Stream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Length of the last line returned.
+    last_len: usize,
 }
 
 /// Free space kept ahead of a read.
@@ -124,27 +127,32 @@ impl LineReader {
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
+            last_len: 0,
         }
     }
 
     /// The next line, waiting at most until `deadline` (forever when `None`).
-    pub fn read_line(&mut self, deadline: Option<Instant>) -> io::Result<Line> {
+    pub fn read_line(&mut self, deadline: Option<Instant>) -> io::Result<Line<'_>> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // Large replies are over (the last line was short): the buffer they grew
+            // goes. During a transfer it stays, so each chunk lands in memory
+            // already mapped.
+            if self.buf.len() > 4 * READ_CHUNK && self.last_len < READ_CHUNK {
+                self.buf.truncate(READ_CHUNK);
+                self.buf.shrink_to_fit();
+            }
+        }
         let mut scanned = self.start;
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[scanned..self.end]) {
                 let nl = scanned + i;
-                let body = &self.buf[self.start..nl];
-                let line = body.strip_suffix(b"\r").unwrap_or(body).to_vec();
+                let start = self.start;
                 self.start = nl + 1;
-                if self.start == self.end {
-                    self.start = 0;
-                    self.end = 0;
-                    if self.buf.len() > 4 * READ_CHUNK {
-                        self.buf.truncate(READ_CHUNK);
-                        self.buf.shrink_to_fit();
-                    }
-                }
-                return Ok(Line::Complete(line));
+                let body = &self.buf[start..nl];
+                self.last_len = body.len();
+                return Ok(Line::Complete(body.strip_suffix(b"\r").unwrap_or(body)));
             }
             scanned = self.end;
             self.make_room(&mut scanned);
@@ -241,5 +249,54 @@ impl LineReader {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pair() -> (UnixStream, LineReader) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (a, LineReader::new(Stream::Unix(b)))
+    }
+
+    fn line(r: &mut LineReader) -> Vec<u8> {
+        let deadline = Some(Instant::now() + Duration::from_secs(10));
+        match r.read_line(deadline).unwrap() {
+            Line::Complete(l) => l.to_vec(),
+            other => panic!("no line: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_split_anyhow_come_back_whole() {
+        let (mut w, mut r) = pair();
+        let big: Vec<u8> = (0..6 * READ_CHUNK + 5).map(|i| b'a' + (i % 26) as u8).collect();
+        let writer = std::thread::spawn(move || {
+            w.write_all(b"one\r\ntw").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            w.write_all(b"o\n").unwrap();
+            w.write_all(&big).unwrap();
+            w.write_all(b"\nshort\npart").unwrap();
+            (w, big)
+        });
+        assert_eq!(line(&mut r), b"one");
+        assert_eq!(line(&mut r), b"two");
+        let big_line = line(&mut r);
+        let (mut w, big) = writer.join().unwrap();
+        assert!(big_line == big);
+        assert_eq!(line(&mut r), b"short");
+        // A partial line waits for its end across a timeout.
+        let soon = Some(Instant::now() + Duration::from_millis(30));
+        assert!(matches!(r.read_line(soon).unwrap(), Line::Timeout));
+        w.write_all(b"ial\n").unwrap();
+        assert_eq!(line(&mut r), b"partial");
+        assert!(r.buf.len() > 6 * READ_CHUNK);
+        drop(w);
+        assert!(matches!(r.read_line(None).unwrap(), Line::Closed));
+        // The buffer grown for the big line went once short lines followed.
+        assert_eq!(r.buf.len(), READ_CHUNK);
     }
 }

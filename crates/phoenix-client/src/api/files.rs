@@ -2,12 +2,12 @@
 //! `get-file-md5sum`, `file-chown`, `file-chmod`, `file-stat`, `directory-create`,
 //! `directory-list`.
 //!
-//! Data travels as bytes here; the base64 of the wire stays inside these methods.
+//! Data travels as bytes here; the base64 of the wire stays inside these methods
+//! (base64-simd: SSSE3/AVX2 when the CPU has them, several times the scalar speed).
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use base64::Engine as _;
 use phoenix_proto::types::files::{
     DirectoryCreate, DirectoryList, FileChmod, FileChown, FileOpen, FileRead, FileReadResult,
     FileStat, FileWrite, HandleArgs, PathArgs,
@@ -53,8 +53,8 @@ impl PendingChunk<'_> {
         let raw = self.0.wait(timeout)?;
         let r: FileReadResult = serde_json::from_str(raw.get())
             .map_err(|e| ClientError::Protocol(format!("file-read: {e}")))?;
-        let data = b64()
-            .decode(r.bufb64.as_bytes())
+        let data = base64_simd::STANDARD
+            .decode_to_vec(r.bufb64.as_bytes())
             .map_err(|e| ClientError::Protocol(format!("file-read: bad base64: {e}")))?;
         Ok(Chunk { data, eof: r.eof })
     }
@@ -85,9 +85,6 @@ fn raw_args<T: serde::Serialize>(
         .map_err(|e| ClientError::Protocol(format!("arguments: {e}")))
 }
 
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
 
 impl Client {
     /// `file-open`: a handle on `path`. `perm` (decimal on the wire) applies to a file
@@ -155,7 +152,7 @@ impl Client {
     ) -> Result<PendingWrite<'_>, ClientError> {
         let args = raw_args(&FileWrite {
             handle_id: handle,
-            bufb64: Cow::Owned(b64().encode(data)),
+            bufb64: Cow::Owned(base64_simd::STANDARD.encode_to_string(data)),
             eof,
         })?;
         Ok(PendingWrite(self.send_request("file-write", Some(&args))?))

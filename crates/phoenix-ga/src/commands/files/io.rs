@@ -14,7 +14,6 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
-use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 use phoenix_proto::types::files::{FileOpen, FileRead, FileWrite, HandleArgs, PathArgs};
@@ -213,12 +212,23 @@ pub(super) fn file_write(agent: &Agent, args: &Args<'_>) -> Outcome {
 }
 
 /// Standard padded base64. Like the original (Go's StdEncoding), line breaks inside
-/// the text are ignored.
+/// the text are ignored, and so are non-zero bits after the last full byte.
+///
+/// Decoded with SIMD (base64-simd picks SSSE3/AVX2 at run time) when the text is
+/// valid, which it nearly always is; otherwise the `base64` crate decodes it again,
+/// for its exact error message.
 pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    match STANDARD.decode(text) {
+    if let Ok(data) = base64_simd::STANDARD.decode_to_vec(text) {
+        return Ok(data);
+    }
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    match lenient.decode(text) {
         Err(e) if text.contains(['\r', '\n']) => {
             let joined: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
-            STANDARD.decode(joined).map_err(|_| e)
+            lenient.decode(joined).map_err(|_| e)
         }
         other => other,
     }
@@ -382,10 +392,19 @@ mod tests {
     }
 
     #[test]
-    fn base64_with_line_breaks_is_accepted() {
+    fn base64_is_decoded_like_go_std_encoding() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("").unwrap(), b"");
+        let long = vec![0xA5u8; 100_003];
+        let text = base64::engine::general_purpose::STANDARD.encode(&long);
+        assert_eq!(decode_base64(&text).unwrap(), long);
+        // Line breaks are skipped; so are bits after the last byte ("aGVsbG9=").
         assert_eq!(decode_base64("aGVs\r\nbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVsbG9=").unwrap(), b"hello");
+        // Missing padding and foreign characters are errors, with the offset.
         assert!(decode_base64("aGVsbG8").is_err());
-        assert!(decode_base64("a!==").is_err());
+        let e = decode_base64("a!==").unwrap_err().to_string();
+        assert!(e.contains("offset 1"), "{e}");
     }
 
     #[test]
