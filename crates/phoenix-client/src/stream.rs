@@ -273,7 +273,9 @@ mod tests {
     #[test]
     fn lines_split_anyhow_come_back_whole() {
         let (mut w, mut r) = pair();
-        let big: Vec<u8> = (0..6 * READ_CHUNK + 5).map(|i| b'a' + (i % 26) as u8).collect();
+        let big: Vec<u8> = (0..6 * READ_CHUNK + 5)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
         let writer = std::thread::spawn(move || {
             w.write_all(b"one\r\ntw").unwrap();
             std::thread::sleep(Duration::from_millis(20));

@@ -11,7 +11,7 @@ use phoenix_proto::{encode_error, encode_return, parse_request, Frame, Tag};
 use serde_json::value::RawValue;
 
 use crate::agent::Agent;
-use crate::commands::{Args, Command, Outcome, Run, Value};
+use crate::commands::{Args, Command, NoWait, Outcome, Run, Value};
 use crate::error::Error;
 use crate::pool::Lane;
 
@@ -145,15 +145,24 @@ fn handle_line(agent: &Arc<Agent>, line: &[u8], sink: &Arc<dyn Sink>) {
                 agent.exit(0);
             }
         }
-        Run::Worker | Run::Ordered => {
+        Run::Worker | Run::Ordered(_) => {
+            let lane = match cmd.run {
+                Run::Ordered(_) => lane(agent, sink, req.arguments),
+                _ => None,
+            };
+            if let (Run::Ordered(Some(nowait)), Some(lane)) = (cmd.run, lane) {
+                // Only this thread adds to the lane: idle now means nothing of it is
+                // pending, so running here keeps the order.
+                if agent.pool.lane_idle(lane) {
+                    if let Some(out) = try_nowait(agent, cmd, nowait, req.arguments) {
+                        return respond(&**sink, &req.tag, out);
+                    }
+                }
+            }
             let tag = req.tag.into_owned();
             let args = match req.arguments.map(copy_arguments).transpose() {
                 Ok(args) => args,
                 Err(e) => return respond(&**sink, &tag, Err(e)),
-            };
-            let lane = match cmd.run {
-                Run::Ordered => lane(agent, sink, req.arguments),
-                _ => None,
             };
             let (agent2, sink) = (Arc::clone(agent), Arc::clone(sink));
             let request_bytes = line.len();
@@ -220,6 +229,21 @@ fn frozen_gate(agent: &Agent, cmd: &Command) -> Result<(), Error> {
         return Err(Error::Frozen(cmd.name.to_string()));
     }
     Ok(())
+}
+
+/// Runs a command's non-blocking attempt; a panic counts as "could not" (the pool
+/// then runs the command and reports whatever goes wrong).
+fn try_nowait(
+    agent: &Agent,
+    cmd: &'static Command,
+    nowait: NoWait,
+    raw: Option<&RawValue>,
+) -> Option<Outcome> {
+    let args = Args::new(cmd.name, raw);
+    catch_unwind(AssertUnwindSafe(|| nowait(agent, &args))).unwrap_or_else(|_| {
+        tracing::error!(command = cmd.name, "non-blocking attempt panicked");
+        None
+    })
 }
 
 fn execute(agent: &Agent, cmd: &'static Command, raw: Option<&RawValue>) -> Outcome {

@@ -116,6 +116,11 @@ impl Pool {
         self.start_task(st);
     }
 
+    /// Whether `lane` has no job queued or running.
+    pub fn lane_idle(&self, lane: Lane) -> bool {
+        !self.inner.lock().lanes.contains_key(&lane)
+    }
+
     /// Waits for room in the budgets and takes a place for a job of `bytes`.
     fn reserve(&self, bytes: usize) -> MutexGuard<'_, State> {
         let inner = &self.inner;

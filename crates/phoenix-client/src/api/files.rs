@@ -85,7 +85,6 @@ fn raw_args<T: serde::Serialize>(
         .map_err(|e| ClientError::Protocol(format!("arguments: {e}")))
 }
 
-
 impl Client {
     /// `file-open`: a handle on `path`. `perm` (decimal on the wire) applies to a file
     /// that [`OpenMode::Write`] creates; `None` leaves the agent's default (0644).

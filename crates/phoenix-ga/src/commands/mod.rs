@@ -72,8 +72,12 @@ impl From<Box<RawValue>> for Value {
 /// A command implementation.
 pub type Handler = fn(&Agent, &Args<'_>) -> Outcome;
 
+/// A command's attempt to finish on the reader thread without blocking: `None` when
+/// it would have to wait (for a disk, a lock), and the request then goes to the pool.
+pub type NoWait = fn(&Agent, &Args<'_>) -> Option<Outcome>;
+
 /// Where a command runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Run {
     /// On the reader thread, before the next request is read. For commands that
     /// finish in microseconds and never block.
@@ -83,8 +87,9 @@ pub enum Run {
     /// On the worker pool, after the connection's earlier `Ordered` requests on the
     /// same `handle_id` have finished: a host may send a handle's reads or writes
     /// without waiting for each reply, and they still happen in the order it sent
-    /// them.
-    Ordered,
+    /// them. When nothing of the lane is pending, the [`NoWait`] attempt, if any, runs
+    /// first on the reader thread, which saves the hand-off to a worker.
+    Ordered(Option<NoWait>),
 }
 
 /// One entry of the command table.

@@ -99,3 +99,50 @@ fn pipelined_reads_come_back_in_order_and_stop_at_eof() {
         assert_eq!(code, 9, "read {i} after eof: {msg}");
     }
 }
+
+/// Small reads are tried on the reader thread without blocking (RWF_NOWAIT); a file
+/// whose pages were dropped from the page cache makes some of them fall back to the
+/// pool, some halfway through. The bytes must come back whole and in place.
+#[test]
+fn reads_of_a_file_partly_out_of_the_page_cache_come_back_whole() {
+    use std::os::fd::AsRawFd;
+    let a = agent(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cold");
+    let data = random_bytes(8 << 20, 11);
+    fs::write(&path, &data).unwrap();
+    for count in [4096, 65_536, 65_535] {
+        let f = fs::File::open(&path).unwrap();
+        f.sync_all().unwrap();
+        nix::fcntl::posix_fadvise(
+            f.as_raw_fd(),
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .unwrap();
+        let mut c = a.raw();
+        let h = ret(&c.request(json!({"execute": "file-open", "arguments": {"path": s(&path)}})))
+            .as_u64()
+            .unwrap();
+        let mut back = Vec::new();
+        loop {
+            let r = c.request(json!({"execute": "file-read",
+                                     "arguments": {"handle_id": h, "count": count}}));
+            let r = ret(&r);
+            let part = STANDARD.decode(r["bufb64"].as_str().unwrap()).unwrap();
+            assert!(
+                r["eof"] == json!(true) || part.len() == count,
+                "short chunk"
+            );
+            back.extend_from_slice(&part);
+            if r["eof"] == json!(true) {
+                break;
+            }
+        }
+        assert!(
+            back == data,
+            "count {count}: the chunks do not add up to the file"
+        );
+    }
+}

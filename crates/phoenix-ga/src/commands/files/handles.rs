@@ -173,6 +173,22 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Locks the file for one request if no other request holds it and it is open.
+    pub fn try_lock(&self) -> Option<OpenFile<'_>> {
+        let guard = match self.file.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        guard.as_ref()?;
+        Some(OpenFile {
+            handle: self,
+            guard,
+        })
+    }
+}
+
 impl OpenFile<'_> {
     /// The open file.
     pub fn file(&mut self) -> &mut File {

@@ -7,7 +7,7 @@
 //! all.
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -18,6 +18,7 @@ use base64::Engine as _;
 use md5::{Digest, Md5};
 use phoenix_proto::types::files::{FileOpen, FileRead, FileWrite, HandleArgs, PathArgs};
 use phoenix_proto::types::files::{MAX_PERM, MAX_READ_COUNT};
+use rustix::io::ReadWriteFlags;
 
 use crate::agent::Agent;
 use crate::buffer::Buffer;
@@ -135,7 +136,64 @@ pub(super) fn file_read(agent: &Agent, args: &Args<'_>) -> Outcome {
     } else {
         drop(open);
     }
-    Ok(Value::Encoded {
+    Ok(read_value(data, eof))
+}
+
+/// Largest `file-read` tried on the reader thread: small enough that reading and
+/// encoding it from the page cache takes microseconds.
+const NOWAIT_READ_MAX: usize = 64 << 10;
+
+/// `file-read` on the reader thread, for small chunks of regular files whose pages are
+/// all in the page cache: `preadv2(RWF_NOWAIT)` reads them or says EAGAIN, never
+/// waiting for a disk. `None` (the pool then runs [`file_read`]) for anything else:
+/// a larger count, a pipe or device, a busy or unknown handle, data not cached, a
+/// filesystem without RWF_NOWAIT, any error (the pool words it).
+pub(super) fn file_read_nowait(agent: &Agent, args: &Args<'_>) -> Option<Outcome> {
+    let a: FileRead = args.parse().ok()?;
+    let count = usize::try_from(a.count)
+        .ok()
+        .filter(|c| (1..=NOWAIT_READ_MAX).contains(c))?;
+    let handle = agent.files.get(a.handle_id).ok()?;
+    let mut open = handle.try_lock()?;
+    if !open.regular() {
+        return None;
+    }
+    let mut buf = Buffer::new(count).ok()?;
+    let (mut got, mut eof) = (0, false);
+    while got < count {
+        let mut iov = [io::IoSliceMut::new(&mut buf[got..])];
+        // u64::MAX: at the file's own offset, which advances.
+        match rustix::io::preadv2(open.file(), &mut iov, u64::MAX, ReadWriteFlags::NOWAIT) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => {
+                // Give back what was read, so the pool's read starts where this one
+                // did; if the offset cannot be moved back, the bytes read go out as
+                // a short chunk rather than be lost.
+                let back = i64::try_from(got).ok()?;
+                if got == 0 || open.file().seek(SeekFrom::Current(-back)).is_ok() {
+                    return None;
+                }
+                break;
+            }
+        }
+    }
+    buf.truncate(got);
+    if eof {
+        if let Err(e) = open.close(&agent.files) {
+            return Some(Err(e));
+        }
+    }
+    Some(Ok(read_value(buf, eof)))
+}
+
+/// The `file-read` reply value for `data`.
+fn read_value(data: Buffer, eof: bool) -> Value {
+    Value::Encoded {
         head: "{\"bufb64\":\"",
         data,
         tail: if eof {
@@ -143,7 +201,7 @@ pub(super) fn file_read(agent: &Agent, args: &Args<'_>) -> Outcome {
         } else {
             "\",\"eof\":false}"
         },
-    })
+    }
 }
 
 /// Reads up to `count` bytes, and whether end of file was reached. The bytes are

@@ -24,10 +24,14 @@ const fn worker(name: &'static str, handler: super::Handler) -> Command {
 
 /// A command on a handle: runs in request order with the connection's other requests
 /// on the same handle.
-const fn ordered(name: &'static str, handler: super::Handler) -> Command {
+const fn ordered(
+    name: &'static str,
+    handler: super::Handler,
+    nowait: Option<super::NoWait>,
+) -> Command {
     Command {
         name,
-        run: Run::Ordered,
+        run: Run::Ordered(nowait),
         while_frozen: false,
         handler,
     }
@@ -36,8 +40,8 @@ const fn ordered(name: &'static str, handler: super::Handler) -> Command {
 /// The files family's table.
 pub static COMMANDS: &[Command] = &[
     worker("file-open", io::file_open),
-    ordered("file-read", io::file_read),
-    ordered("file-write", io::file_write),
+    ordered("file-read", io::file_read, Some(io::file_read_nowait)),
+    ordered("file-write", io::file_write, None),
     // Not ordered: a close takes effect at once, even while a read on the handle is
     // stuck (a FIFO with no writer), which is how a host gives up on it.
     worker("file-close", io::file_close),
