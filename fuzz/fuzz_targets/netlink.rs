@@ -1,11 +1,13 @@
 //! The rtnetlink reply decoders on arbitrary payloads: the link and route decoders of
-//! the listings, the whole-message decoder and the extended-ack reader never panic.
+//! the listings, the whole-message decoder, the extended-ack reader and the link
+//! notification walk of the route listing's name cache never panic.
 //! The first two bytes choose the message type (and ack flags), the rest is the payload.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use phoenix_ga::parsers::{
-    decode_netlink_link, decode_netlink_message, decode_netlink_route, netlink_ext_ack_message,
+    apply_link_notifications, decode_netlink_link, decode_netlink_message, decode_netlink_route,
+    netlink_ext_ack_message,
 };
 
 /// RTM_NEWLINK and RTM_NEWROUTE.
@@ -24,4 +26,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(reason) = netlink_ext_ack_message(selector, payload) {
         assert!(!reason.is_empty() && !reason.contains('\0'));
     }
+    // The whole input as a datagram of notifications (its own headers inside).
+    let mut names = std::collections::HashMap::new();
+    let _ = apply_link_notifications(&mut names, data);
 });

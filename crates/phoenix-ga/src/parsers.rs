@@ -83,3 +83,12 @@ pub fn decode_netlink_message(kind: u16, payload: &[u8]) -> Result<String, Strin
 pub fn netlink_ext_ack_message(flags: u16, echoed: &[u8]) -> Option<String> {
     net::netlink::ext_ack_message(flags, echoed)
 }
+
+/// Applies one datagram of link notifications to an index -> name map, as the route
+/// listing's name cache does; `Err` for a datagram it would not trust.
+pub fn apply_link_notifications(
+    names: &mut std::collections::HashMap<u32, String>,
+    datagram: &[u8],
+) -> Result<(), String> {
+    net::names::apply(names, datagram).map_err(|e| e.to_string())
+}

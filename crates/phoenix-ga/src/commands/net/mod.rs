@@ -25,7 +25,7 @@ use crate::error::{Context, Error};
 
 mod addrs;
 pub(crate) mod links;
-mod names;
+pub(crate) mod names;
 pub(crate) mod netlink;
 pub(crate) mod routes;
 
