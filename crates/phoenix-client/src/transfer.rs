@@ -143,7 +143,8 @@ impl Client {
         out: &mut dyn Write,
         progress: &mut dyn Progress,
     ) -> Result<Transfer, ClientError> {
-        let (bytes, md5) = self.read_into(guest, out, progress, None)?;
+        let (bytes, md5) = self.read_into(guest, out, progress, None, true)?;
+        let md5 = md5.unwrap_or_default();
         let theirs = self.file_md5sum(guest)?;
         if theirs != md5 {
             return Err(ClientError::Mismatch {
@@ -187,14 +188,14 @@ impl Client {
 
     /// Streams a guest file into `out` without the MD5 check (`cat`); the byte count.
     pub fn copy_to(&self, guest: &Path, out: &mut dyn Write) -> Result<u64, ClientError> {
-        self.read_into(guest, out, &mut (), None)
+        self.read_into(guest, out, &mut (), None, false)
             .map(|(bytes, _)| bytes)
     }
 
     /// Reads a whole guest file (at most [`READ_FILE_LIMIT`] bytes).
     pub fn read_file(&self, guest: &Path) -> Result<Vec<u8>, ClientError> {
         let mut data = Vec::new();
-        self.read_into(guest, &mut data, &mut (), Some(READ_FILE_LIMIT))?;
+        self.read_into(guest, &mut data, &mut (), Some(READ_FILE_LIMIT), false)?;
         Ok(data)
     }
 
@@ -206,14 +207,15 @@ impl Client {
     }
 
     /// Opens, reads to the end (closing the handle on any failure) and returns the
-    /// byte count and MD5.
+    /// byte count and, with `hash`, the MD5.
     fn read_into(
         &self,
         guest: &Path,
         out: &mut dyn Write,
         progress: &mut dyn Progress,
         limit: Option<u64>,
-    ) -> Result<(u64, String), ClientError> {
+        hash: bool,
+    ) -> Result<(u64, Option<String>), ClientError> {
         let count = self.read_count()?;
         let handle = self.file_open(guest, OpenMode::Read, None)?;
         let result = (|| {
@@ -242,7 +244,7 @@ impl Client {
             let chunk = count.unwrap_or(SMALL_CHUNK as u64);
             let mut reads_left = size.map(|s| s / chunk + 1);
             let mut pending = VecDeque::new();
-            let mut md5 = Md5::new();
+            let mut md5 = hash.then(Md5::new);
             let mut bytes = 0u64;
             loop {
                 while pending.len() < in_flight && reads_left != Some(0) {
@@ -263,12 +265,14 @@ impl Client {
                         limit: limit.unwrap_or_default(),
                     });
                 }
-                md5.update(&chunk.data);
+                if let Some(md5) = md5.as_mut() {
+                    md5.update(&chunk.data);
+                }
                 out.write_all(&chunk.data)
                     .map_err(local(|| "write the downloaded data".to_string()))?;
                 progress.advance(chunk.data.len() as u64);
                 if chunk.eof {
-                    return Ok((bytes, hex(&md5.finalize())));
+                    return Ok((bytes, md5.map(|m| hex(&m.finalize()))));
                 }
             }
         })();
