@@ -231,8 +231,9 @@ fn frozen_gate(agent: &Agent, cmd: &Command) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs a command's non-blocking attempt; a panic counts as "could not" (the pool
-/// then runs the command and reports whatever goes wrong).
+/// Runs a command's non-blocking attempt. A panic is answered as an internal error,
+/// like a panicking command: the attempt may have done part of its work (moved a
+/// file offset), so it must not be run again on the pool.
 fn try_nowait(
     agent: &Agent,
     cmd: &'static Command,
@@ -240,20 +241,26 @@ fn try_nowait(
     raw: Option<&RawValue>,
 ) -> Option<Outcome> {
     let args = Args::new(cmd.name, raw);
-    catch_unwind(AssertUnwindSafe(|| nowait(agent, &args))).unwrap_or_else(|_| {
-        tracing::error!(command = cmd.name, "non-blocking attempt panicked");
-        None
+    catch_unwind(AssertUnwindSafe(|| nowait(agent, &args))).unwrap_or_else(|panic| {
+        let what = panic_message(&*panic);
+        tracing::error!(command = cmd.name, panic = %what, "command panicked");
+        Some(Err(Error::Internal(format!("{} failed: {what}", cmd.name))))
     })
+}
+
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 fn execute(agent: &Agent, cmd: &'static Command, raw: Option<&RawValue>) -> Outcome {
     let args = Args::new(cmd.name, raw);
     catch_unwind(AssertUnwindSafe(|| (cmd.handler)(agent, &args))).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let what = panic_message(&*panic);
         tracing::error!(command = cmd.name, panic = %what, "command panicked");
         Err(Error::Internal(format!("{} failed: {what}", cmd.name)))
     })
