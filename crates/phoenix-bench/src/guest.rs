@@ -51,7 +51,7 @@ const RAW_BLOCK: usize = 32 << 10;
 const RUNS: usize = 3;
 const MIB: usize = 1 << 20;
 /// How long an upload waits for one write's reply before calling it stalled.
-const STALL: Duration = Duration::from_secs(30);
+const STALL: Duration = Duration::from_secs(10);
 
 /// Runs the guest section.
 pub fn run(env: &Env, report: &mut Report) {
@@ -440,9 +440,11 @@ fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8
 /// Uploads pre-encoded `chunks` to [`DST`] in the guest, `window` writes in flight,
 /// and closes the file; the time taken. Checks the guest's md5 of the result.
 ///
-/// None when a write got no reply within [`STALL`]: qemu-ga, with several writes in
-/// flight through a virtio-serial port, can stop answering; its connection is then
-/// useless, so its pipelined uploads run last.
+/// None when a write got no reply within [`STALL`]: qemu-ga (10.0 here), with
+/// several writes in flight through a virtio-serial port, loses replies (its log says
+/// "error writing to channel: Illegal seek": glib's buffered channel cannot write while
+/// the next request's bytes sit in its read buffer). Its connection is then useless,
+/// so its pipelined uploads run last.
 fn upload(
     g: &Guest,
     peer: &Peer<'_>,
@@ -482,7 +484,7 @@ fn upload(
                 Err(phoenix_client::ClientError::Timeout { .. }) => {
                     println!(
                         "   {}: upload with {window} writes in flight stalled: no reply \
-                         within {} s",
+                         within {} s (qemu-ga drops replies to pipelined writes on a port)",
                         peer.name(),
                         STALL.as_secs()
                     );
