@@ -200,7 +200,7 @@ pub fn run(env: &Env, report: &mut Report) {
         let q = download(&peers[1], &small_src, 4 << 10, window, small);
         transfer_rows(report, "download", &label, small_mib, raw_out, o, Some(q));
         let o = (0..RUNS)
-            .filter_map(|_| upload(&g, &peers[0], &small_chunks, window, small))
+            .map(|_| upload(&g, &peers[0], &small_chunks, window, small).expect("upload"))
             .min()
             .expect("runs");
         if window == 1 {
