@@ -441,7 +441,7 @@ fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8
 /// and closes the file; the time taken. Checks the guest's md5 of the result.
 ///
 /// None when a write got no reply within [`STALL`]: qemu-ga (10.0 here), with
-/// several writes in flight through a virtio-serial port, loses replies (its log says
+/// several writes in flight through a virtio-serial port, can lose a reply (its log says
 /// "error writing to channel: Illegal seek": glib's buffered channel cannot write while
 /// the next request's bytes sit in its read buffer). Its connection is then useless,
 /// so its pipelined uploads run last.
@@ -484,7 +484,7 @@ fn upload(
                 Err(phoenix_client::ClientError::Timeout { .. }) => {
                     println!(
                         "   {}: upload with {window} writes in flight stalled: no reply \
-                         within {} s (qemu-ga drops replies to pipelined writes on a port)",
+                         within {} s (qemu-ga can drop replies to pipelined writes on a port)",
                         peer.name(),
                         STALL.as_secs()
                     );
