@@ -1,20 +1,41 @@
 //! Through a real virtio-serial port in a QEMU guest (TCG here): ping round trip and
 //! file transfers of both agents, each on its own port of the same guest, against the
 //! raw port throughput measured in the same guest in the same run (`dd` of the same
-//! tmpfs file through a third port, 32 KiB per write), so the agents' overhead shows as
-//! a ratio to the raw byte rate.
+//! tmpfs file through a third port), so the agents' overhead shows as a ratio to the
+//! raw byte rate.
+//!
+//! Transfers run with one request in flight and with
+//! [`phoenix_client::transfer::window`] requests in flight (as phoenix-ctl keeps them
+//! with agents that run a handle's requests in order; qemu-ga runs every request in
+//! order), through the same client doing the same work for both agents (each chunk
+//! decoded into one reused buffer and compared with the source; upload chunks encoded
+//! before the clock starts), as in the files section.
+//!
+//! The machine is shared and TCG's speed follows its load, so the raw port and our
+//! transfers are measured [`RUNS`] times, interleaved, and the best of each is kept;
+//! qemu-ga, several times slower, once. After each of our 4 MiB-chunk transfers a line
+//! says where the CPU time went: the agent in the guest (user and system), the guest
+//! as a whole, QEMU's threads on the host (the vCPUs and the rest: main loop, chardev
+//! sockets) and this client.
 //!
 //! The guest comes from the e2e harness (crates/phoenix-e2e); qemu-ga is the host's
-//! binary copied into the guest with its libraries.
+//! binary copied into the guest with its libraries. `PHOENIX_BENCH_GUEST_PROBE=FILE`
+//! copies one more (static) program into the guest and prints its output before the
+//! measurements (used to time base64 codecs under TCG).
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use phoenix_client::{Client, Options};
+use phoenix_client::{transfer, Client, Options};
 use phoenix_e2e::{Guest, GuestOpts};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::harness::{quantile, sample, Better, Env, Report};
 
@@ -22,15 +43,24 @@ const QGA_PORT: &str = "org.qemu.guest_agent.0";
 const RAW_PORT: &str = "org.phoenix-e2e.raw";
 /// The guest's source file for downloads (tmpfs: the transport is measured, not a disk).
 const SRC: &str = "/tmp/bench-src";
+/// Where uploads go in the guest (tmpfs).
+const DST: &str = "/tmp/bench-up";
 /// One `dd` block through the raw port: the most one write to a port carries.
 const RAW_BLOCK: usize = 32 << 10;
+/// Runs of the raw port and of our transfers; the best is kept.
+const RUNS: usize = 3;
+const MIB: usize = 1 << 20;
+/// How long an upload waits for one write's reply before calling it stalled.
+const STALL: Duration = Duration::from_secs(10);
 
 /// Runs the guest section.
 pub fn run(env: &Env, report: &mut Report) {
+    let probe = std::env::var_os("PHOENIX_BENCH_GUEST_PROBE").map(PathBuf::from);
     let mut opts = GuestOpts::new(&env.agent);
     opts.memory_mib = 1024;
     opts.extra_ports = vec![QGA_PORT.into(), RAW_PORT.into()];
     opts.extra_binaries = vec![env.qemu_ga.clone()];
+    opts.extra_binaries.extend(probe.clone());
     let g = match Guest::boot(opts) {
         Ok(g) => g,
         Err(e) => {
@@ -39,6 +69,10 @@ pub fn run(env: &Env, report: &mut Report) {
         }
     };
     println!("guest booted in {:.1} s", g.boot_time().as_secs_f64());
+    if let Some(name) = probe.as_ref().and_then(|p| p.file_name()) {
+        let out = g.run(&format!("{} 2>&1", name.to_string_lossy()));
+        println!("probe in the guest:\n{}", out.stdout);
+    }
     g.sh_ok(&format!(
         "mkdir -p /run/qga && qemu-ga -d -m virtio-serial -p /dev/virtio-ports/{QGA_PORT} \
          -t /run/qga -f /run/qga.pid"
@@ -72,14 +106,67 @@ pub fn run(env: &Env, report: &mut Report) {
         Better::Lower,
     );
 
-    // The raw port, both ways, copying the same tmpfs file the agents transfer: the
-    // ceiling for any agent.
+    // The source file: random bytes made here, copied into the guest through the raw
+    // port (its first host->guest measurement), md5-checked.
     let mib = env.guest_mib;
-    g.sh_ok(&format!(
-        "dd if=/dev/urandom of={SRC} bs=1M count={mib} 2>/dev/null"
-    ));
-    let raw_out = raw_guest_to_host(&g, mib);
-    let raw_in = raw_host_to_guest(&g, mib);
+    let data = random_bytes(mib * MIB);
+    raw_host_to_guest(&g, &data, Some(SRC));
+    assert_eq!(
+        md5_in_guest(&g, SRC),
+        md5_of(&data),
+        "raw port copy corrupted"
+    );
+    let has_files = ours
+        .commands()
+        .map(|c| c.iter().any(|n| n == "file-read"))
+        .unwrap_or(false);
+    if !has_files {
+        println!("guest: file transfers skipped: this phoenix-ga has no file commands");
+    }
+    let peers = [
+        Peer {
+            kind: Kind::Ours,
+            client: &ours,
+        },
+        Peer {
+            kind: Kind::QemuGa,
+            client: &qga,
+        },
+    ];
+
+    // The raw port, both ways, copying the same tmpfs file the agents transfer (the
+    // ceiling for any agent), interleaved with our 4 MiB-chunk transfers so that both
+    // see the same load.
+    let big = 4 * MIB;
+    let chunks: Vec<String> = data.chunks(big).map(|c| STANDARD.encode(c)).collect();
+    let windows = [1, transfer::window(big)];
+    let (mut raw_out, mut raw_in) = (0f64, 0f64);
+    let mut best = [[Duration::MAX; 2]; 2]; // [download, upload][window]
+    for _ in 0..RUNS {
+        let cpu = Cpu::start(&g);
+        let rate = raw_guest_to_host(&g, mib);
+        cpu.print(&g, "raw port guest->host", mib, rate);
+        raw_out = raw_out.max(rate);
+        let cpu = Cpu::start(&g);
+        let rate = raw_host_to_guest(&g, &data, None);
+        cpu.print(&g, "raw port host->guest", mib, rate);
+        raw_in = raw_in.max(rate);
+        if !has_files {
+            continue;
+        }
+        for (w, &window) in windows.iter().enumerate() {
+            let cpu = Cpu::start(&g);
+            let t = download(&peers[0], SRC, big, window, &data);
+            let what = format!("download, 4 MiB chunks, {window} in flight");
+            cpu.print(&g, &what, mib, mib_s(mib, t));
+            best[0][w] = best[0][w].min(t);
+            let cpu = Cpu::start(&g);
+            let t = upload(&g, &peers[0], &chunks, window, &data).expect("upload");
+            let what = format!("upload, 4 MiB chunks, {window} in flight");
+            cpu.print(&g, &what, mib, mib_s(mib, t));
+            best[1][w] = best[1][w].min(t);
+        }
+    }
     report.add(
         format!("guest: raw port guest->host, file {mib} MiB (MiB/s)"),
         raw_out,
@@ -92,82 +179,105 @@ pub fn run(env: &Env, report: &mut Report) {
         None,
         Better::Higher,
     );
-
-    // File transfers with both agents.
-    let has_files = ours
-        .commands()
-        .map(|c| c.iter().any(|n| n == "file-read"))
-        .unwrap_or(false);
     if !has_files {
-        println!("guest: file transfers skipped: this phoenix-ga has no file commands");
         return;
     }
-    let src_md5 = md5_in_guest(&g, SRC);
-    for (chunk, label, size_mib) in [(4 << 10, "4 KiB", mib.min(8)), (4 << 20, "4 MiB", mib)] {
-        if size_mib < mib {
-            g.sh_ok(&format!("head -c {} {SRC} > {SRC}.small", size_mib << 20));
+
+    // 4 KiB chunks: at most 8 MiB, ours best of RUNS, qemu-ga once. qemu-ga's
+    // pipelined uploads come last: over virtio-serial they may stall (see `upload`).
+    let small_mib = mib.min(8);
+    let small = &data[..small_mib * MIB];
+    let small_src = format!("{SRC}.small");
+    g.sh_ok(&format!("head -c {} {SRC} > {small_src}", small.len()));
+    let small_chunks: Vec<String> = small.chunks(4 << 10).map(|c| STANDARD.encode(c)).collect();
+    let mut later = Vec::new();
+    for window in [1, transfer::window(4 << 10)] {
+        let label = label(4 << 10, window);
+        let o = (0..RUNS)
+            .map(|_| download(&peers[0], &small_src, 4 << 10, window, small))
+            .min()
+            .expect("runs");
+        let q = download(&peers[1], &small_src, 4 << 10, window, small);
+        transfer_rows(report, "download", &label, small_mib, raw_out, o, Some(q));
+        let o = (0..RUNS)
+            .map(|_| upload(&g, &peers[0], &small_chunks, window, small).expect("upload"))
+            .min()
+            .expect("runs");
+        if window == 1 {
+            let q = upload(&g, &peers[1], &small_chunks, window, small);
+            transfer_rows(report, "upload", &label, small_mib, raw_in, o, q);
+        } else {
+            later.push((&small_chunks, small, label, small_mib, o, window));
         }
-        let src = if size_mib < mib {
-            format!("{SRC}.small")
-        } else {
-            SRC.to_string()
-        };
-        let md5 = if size_mib < mib {
-            md5_in_guest(&g, &src)
-        } else {
-            src_md5.clone()
-        };
-
-        let (o, data) = timed(|| download(&ours, Agent::Ours, &src, chunk));
-        assert_eq!(md5_of(&data), md5, "phoenix-ga download corrupted");
-        let (q, data) = timed(|| download(&qga, Agent::QemuGa, &src, chunk));
-        assert_eq!(md5_of(&data), md5, "qemu-ga download corrupted");
-        transfer_rows(report, "download", label, size_mib, raw_out, o, q);
-
-        let (o, ()) = timed(|| upload(&ours, Agent::Ours, "/tmp/bench-up", &data, chunk));
-        assert_eq!(
-            md5_in_guest(&g, "/tmp/bench-up"),
-            md5,
-            "phoenix-ga upload corrupted"
-        );
-        g.sh_ok("rm -f /tmp/bench-up");
-        let (q, ()) = timed(|| upload(&qga, Agent::QemuGa, "/tmp/bench-up", &data, chunk));
-        assert_eq!(
-            md5_in_guest(&g, "/tmp/bench-up"),
-            md5,
-            "qemu-ga upload corrupted"
-        );
-        g.sh_ok("rm -f /tmp/bench-up");
-        transfer_rows(report, "upload", label, size_mib, raw_in, o, q);
     }
+    g.sh_ok(&format!("rm -f {small_src}"));
+
+    // 4 MiB chunks: ours measured above, qemu-ga once.
+    for (w, &window) in windows.iter().enumerate() {
+        let label = label(big, window);
+        let q = download(&peers[1], SRC, big, window, &data);
+        transfer_rows(
+            report,
+            "download",
+            &label,
+            mib,
+            raw_out,
+            best[0][w],
+            Some(q),
+        );
+        if window == 1 {
+            let q = upload(&g, &peers[1], &chunks, window, &data);
+            transfer_rows(report, "upload", &label, mib, raw_in, best[1][w], q);
+        } else {
+            later.push((&chunks, &data, label, mib, best[1][w], window));
+        }
+    }
+    for (chunks, want, label, mib, o, window) in later {
+        let q = upload(&g, &peers[1], chunks, window, want);
+        transfer_rows(report, "upload", &label, mib, raw_in, o, q);
+    }
+}
+
+fn mib_s(mib: usize, t: Duration) -> f64 {
+    mib as f64 / t.as_secs_f64()
 }
 
 /// Payload MiB/s of both agents, and each as a fraction of the raw port's rate.
 fn transfer_rows(
     report: &mut Report,
     dir: &str,
-    chunk: &str,
+    label: &str,
     mib: usize,
     raw: f64,
     ours: Duration,
-    qga: Duration,
+    qga: Option<Duration>,
 ) {
-    let (o, q) = (
-        mib as f64 / ours.as_secs_f64(),
-        mib as f64 / qga.as_secs_f64(),
-    );
+    let (o, q) = (mib_s(mib, ours), qga.map(|q| mib_s(mib, q)));
     report.add(
-        format!("guest: {dir} {mib} MiB, {chunk} chunks (MiB/s)"),
+        format!("guest: {dir} {mib} MiB, {label} (MiB/s)"),
         o,
-        Some(q),
+        q,
         Better::Higher,
     );
     report.add(
-        format!("guest: {dir} {chunk} chunks / raw port rate"),
+        format!("guest: {dir} {label} / raw port rate"),
         o / raw,
-        Some(q / raw),
+        q.map(|q| q / raw),
         Better::Higher,
     );
+}
+
+fn label(chunk: usize, window: usize) -> String {
+    let size = if chunk >= MIB {
+        format!("{} MiB", chunk / MIB)
+    } else {
+        format!("{} KiB", chunk >> 10)
+    };
+    if window == 1 {
+        format!("{size} chunks")
+    } else {
+        format!("{size} chunks, {window} in flight")
+    }
 }
 
 fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
@@ -181,30 +291,35 @@ fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
     (quantile(&v, 0.5), quantile(&v, 0.99))
 }
 
-/// `dd` of the source file into the raw port; MiB/s as the host receives it.
+/// `dd` of the source file into the raw port; MiB/s as the host receives it, from
+/// the first byte to the last (the shell's start is not counted).
 fn raw_guest_to_host(g: &Guest, mib: usize) -> f64 {
     let mut sock = UnixStream::connect(g.port_socket(RAW_PORT)).expect("connect raw port");
     let blocks = (mib << 20) / RAW_BLOCK;
-    let t0 = Instant::now();
     g.sh_ok(&format!(
         "dd if={SRC} of=/dev/virtio-ports/{RAW_PORT} bs={RAW_BLOCK} count={blocks} \
          >/dev/null 2>&1 &"
     ));
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = mib << 20;
+    let mut buf = vec![0u8; MIB];
+    let first = sock.read(&mut buf).expect("read raw port");
+    assert!(first > 0, "raw port closed early");
+    let t0 = Instant::now();
+    let mut left = (mib << 20) - first;
     while left > 0 {
         let n = sock.read(&mut buf).expect("read raw port");
         assert!(n > 0, "raw port closed early");
         left = left.saturating_sub(n);
     }
-    let rate = mib as f64 / t0.elapsed().as_secs_f64();
+    let rate = ((mib << 20) - first) as f64 / MIB as f64 / t0.elapsed().as_secs_f64();
     g.sh_ok("while pidof dd >/dev/null; do sleep 0.05; done");
     rate
 }
 
-/// The host writes into the raw port, the guest `dd`s it into a tmpfs file and answers
-/// "done" through the same port; MiB/s from the first byte sent to the answer.
-fn raw_host_to_guest(g: &Guest, mib: usize) -> f64 {
+/// The host writes `data` into the raw port, the guest `dd`s it into a tmpfs file and
+/// answers "done" through the same port; MiB/s from the first byte sent to the answer.
+/// The file is kept as `keep_as` if given, else removed.
+fn raw_host_to_guest(g: &Guest, data: &[u8], keep_as: Option<&str>) -> f64 {
+    let mib = data.len() / MIB;
     let mut sock = UnixStream::connect(g.port_socket(RAW_PORT)).expect("connect raw port");
     let blocks = (mib << 20) / RAW_BLOCK;
     g.sh_ok(&format!(
@@ -213,91 +328,196 @@ fn raw_host_to_guest(g: &Guest, mib: usize) -> f64 {
          echo done >&3' \
          >/dev/null 2>&1 &"
     ));
-    let block = vec![0x5au8; 1 << 20];
     let t0 = Instant::now();
-    for _ in 0..mib {
-        sock.write_all(&block).expect("write raw port");
-    }
+    sock.write_all(data).expect("write raw port");
     let mut ack = [0u8; 5];
     sock.read_exact(&mut ack).expect("read the guest's answer");
     assert_eq!(&ack, b"done\n");
     let rate = mib as f64 / t0.elapsed().as_secs_f64();
-    g.sh_ok("rm -f /tmp/bench-raw-in");
+    match keep_as {
+        Some(path) => g.sh_ok(&format!("mv /tmp/bench-raw-in {path}")),
+        None => g.sh_ok("rm -f /tmp/bench-raw-in"),
+    };
     rate
 }
 
-#[derive(Clone, Copy)]
-enum Agent {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
     Ours,
     QemuGa,
 }
 
-fn call(c: &Client, name: &str, args: Value) -> Value {
-    let args = serde_json::value::to_raw_value(&args).expect("args");
-    let raw = c
-        .call_raw(name, Some(&args), Some(Duration::from_secs(300)))
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(raw.get()).expect("reply")
+/// An agent and the client connected to it.
+struct Peer<'c> {
+    kind: Kind,
+    client: &'c Client,
 }
 
-fn download(c: &Client, agent: Agent, path: &str, chunk: usize) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut data = Vec::new();
-    match agent {
-        Agent::Ours => {
-            let h = call(c, "file-open", json!({"path": path, "mode": "r"}));
-            loop {
-                let r = call(c, "file-read", json!({"handle_id": h, "count": chunk}));
-                data.extend(
-                    b64.decode(r["bufb64"].as_str().expect("bufb64"))
-                        .expect("b64"),
-                );
-                if r["eof"] == true {
-                    break; // the agent closed the handle
-                }
-            }
-        }
-        Agent::QemuGa => {
-            let h = call(c, "guest-file-open", json!({"path": path, "mode": "r"}));
-            loop {
-                let r = call(c, "guest-file-read", json!({"handle": h, "count": chunk}));
-                data.extend(
-                    b64.decode(r["buf-b64"].as_str().expect("buf-b64"))
-                        .expect("b64"),
-                );
-                if r["eof"] == true {
-                    break;
-                }
-            }
-            call(c, "guest-file-close", json!({"handle": h}));
+impl Peer<'_> {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Ours => "phoenix-ga",
+            Kind::QemuGa => "qemu-ga",
         }
     }
-    data
 }
 
-fn upload(c: &Client, agent: Agent, path: &str, data: &[u8], chunk: usize) {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    match agent {
-        Agent::Ours => {
-            let h = call(c, "file-open", json!({"path": path, "mode": "w"}));
-            for part in data.chunks(chunk) {
-                let args = json!({"handle_id": h, "bufb64": b64.encode(part), "eof": false});
-                call(c, "file-write", args);
-            }
-            call(c, "file-close", json!({"handle_id": h}));
+fn raw(text: String) -> Box<RawValue> {
+    RawValue::from_string(text).expect("valid JSON")
+}
+
+fn call(c: &Client, name: &str, args: String) -> Box<RawValue> {
+    c.call_raw(name, Some(&raw(args)), Some(Duration::from_secs(300)))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A read reply of either agent; the data is borrowed from the reply where it has no
+/// escapes (qemu-ga writes `/` as `\/`).
+#[derive(Deserialize)]
+struct ReadReply<'a> {
+    #[serde(alias = "buf-b64", borrow)]
+    bufb64: Cow<'a, str>,
+    eof: bool,
+}
+
+/// Downloads the guest file `path` in `chunk`-byte reads, `window` of them in flight;
+/// the time taken. Checks the bytes against `want`.
+fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8]) -> Duration {
+    let c = peer.client;
+    let t0 = Instant::now();
+    let (open, read, close) = match peer.kind {
+        Kind::Ours => ("file-open", "file-read", None),
+        Kind::QemuGa => (
+            "guest-file-open",
+            "guest-file-read",
+            Some("guest-file-close"),
+        ),
+    };
+    let h = call(c, open, format!(r#"{{"path":"{path}","mode":"r"}}"#));
+    let h = h.get();
+    let args = raw(match peer.kind {
+        Kind::Ours => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
+        Kind::QemuGa => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
+    });
+    // The last read returns nothing and eof (ours closes the handle then).
+    let mut reads_left = want.len() / chunk + 1;
+    let mut pending = VecDeque::new();
+    let (mut part, mut off) = (Vec::new(), 0);
+    loop {
+        while pending.len() < window && reads_left > 0 {
+            pending.push_back(c.send_request(read, Some(&args)).expect(read));
+            reads_left -= 1;
         }
-        Agent::QemuGa => {
-            let h = call(c, "guest-file-open", json!({"path": path, "mode": "w"}));
-            for part in data.chunks(chunk) {
-                call(
-                    c,
-                    "guest-file-write",
-                    json!({"handle": h, "buf-b64": b64.encode(part)}),
-                );
-            }
-            call(c, "guest-file-close", json!({"handle": h}));
+        let reply = pending
+            .pop_front()
+            .expect("a read in flight")
+            .wait(Some(Duration::from_secs(300)))
+            .unwrap_or_else(|e| panic!("{read}: {e}"));
+        let r: ReadReply = serde_json::from_str(reply.get()).expect("read reply");
+        part.clear();
+        STANDARD
+            .decode_vec(r.bufb64.as_bytes(), &mut part)
+            .expect("base64");
+        assert!(
+            want.get(off..off + part.len()) == Some(&part[..]),
+            "{}: downloaded bytes differ at {off}",
+            peer.name()
+        );
+        off += part.len();
+        if r.eof {
+            break;
         }
     }
+    assert!(pending.is_empty(), "{}: eof came early", peer.name());
+    if let Some(close) = close {
+        call(c, close, format!(r#"{{"handle":{h}}}"#));
+    }
+    let t = t0.elapsed();
+    assert_eq!(off, want.len(), "{}: download too short", peer.name());
+    t
+}
+
+/// Uploads pre-encoded `chunks` to [`DST`] in the guest, `window` writes in flight,
+/// and closes the file; the time taken. Checks the guest's md5 of the result.
+///
+/// None when a write got no reply within [`STALL`]: qemu-ga (10.0 here), with
+/// several writes in flight through a virtio-serial port, can lose a reply (its log says
+/// "error writing to channel: Illegal seek": glib's buffered channel cannot write while
+/// the next request's bytes sit in its read buffer). Its connection is then useless,
+/// so its pipelined uploads run last.
+fn upload(
+    g: &Guest,
+    peer: &Peer<'_>,
+    chunks: &[String],
+    window: usize,
+    want: &[u8],
+) -> Option<Duration> {
+    let c = peer.client;
+    g.sh_ok(&format!("rm -f {DST}"));
+    let t0 = Instant::now();
+    let (open, write, close, handle_key, data_key) = match peer.kind {
+        Kind::Ours => (
+            "file-open",
+            "file-write",
+            "file-close",
+            "handle_id",
+            "bufb64",
+        ),
+        Kind::QemuGa => (
+            "guest-file-open",
+            "guest-file-write",
+            "guest-file-close",
+            "handle",
+            "buf-b64",
+        ),
+    };
+    let h = call(c, open, format!(r#"{{"path":"{DST}","mode":"w"}}"#));
+    let h = h.get();
+    let mut pending = VecDeque::new();
+    for (i, b64) in chunks.iter().enumerate() {
+        let args = raw(format!(r#"{{"{handle_key}":{h},"{data_key}":"{b64}"}}"#));
+        pending.push_back(c.send_request(write, Some(&args)).expect(write));
+        while pending.len() >= window || (i == chunks.len() - 1 && !pending.is_empty()) {
+            let done = pending.pop_front().expect("a write in flight");
+            match done.wait(Some(STALL)) {
+                Ok(_) => {}
+                Err(phoenix_client::ClientError::Timeout { .. }) => {
+                    println!(
+                        "   {}: upload with {window} writes in flight stalled: no reply \
+                         within {} s (qemu-ga can drop replies to pipelined writes on a port)",
+                        peer.name(),
+                        STALL.as_secs()
+                    );
+                    return None;
+                }
+                Err(e) => panic!("{write}: {e}"),
+            }
+        }
+    }
+    call(c, close, format!(r#"{{"{handle_key}":{h}}}"#));
+    let t = t0.elapsed();
+    assert_eq!(
+        md5_in_guest(g, DST),
+        md5_of(want),
+        "{}: upload corrupted",
+        peer.name()
+    );
+    g.sh_ok(&format!("rm -f {DST}"));
+    Some(t)
+}
+
+/// `len` pseudo-random bytes (xorshift: incompressible, the same every run).
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
 }
 
 fn md5_in_guest(g: &Guest, path: &str) -> String {
@@ -316,12 +536,103 @@ fn md5_of(data: &[u8]) -> String {
         .collect()
 }
 
-fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let t0 = Instant::now();
-    let v = f();
-    (t0.elapsed(), v)
-}
-
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// CPU time counters at the start of a transfer, to say afterwards where the time
+/// went. All in clock ticks (USER_HZ, 100 per second on Linux).
+struct Cpu {
+    agent: (u64, u64, u64),
+    guest: (u64, u64),
+    qemu: (u64, u64),
+    client: u64,
+}
+
+const HZ: f64 = 100.0;
+
+impl Cpu {
+    fn start(g: &Guest) -> Self {
+        Self {
+            agent: agent_ticks(g),
+            guest: guest_ticks(g),
+            qemu: qemu_ticks(g.qemu_pid()),
+            client: proc_ticks("/proc/self/stat").map_or(0, |(u, s, _)| u + s),
+        }
+    }
+
+    /// Prints CPU seconds spent since `start`, beside the wall time of moving `mib`
+    /// MiB at `rate` MiB/s.
+    fn print(self, g: &Guest, what: &str, mib: usize, rate: f64) {
+        let secs = |a: u64, b: u64| a.saturating_sub(b) as f64 / HZ;
+        let (au, as_, af) = agent_ticks(g);
+        let (gb, gi) = guest_ticks(g);
+        let (qv, qo) = qemu_ticks(g.qemu_pid());
+        let client = proc_ticks("/proc/self/stat").map_or(0, |(u, s, _)| u + s);
+        println!(
+            "   cpu {what}: {rate:.0} MiB/s, wall {:.2} s; agent {:.2} user + {:.2} sys, {} page faults; guest busy {:.2} \
+             idle {:.2}; qemu vCPUs {:.2}, other threads {:.2}; client {:.2}",
+            mib as f64 / rate,
+            secs(au, self.agent.0),
+            secs(as_, self.agent.1),
+            af.saturating_sub(self.agent.2),
+            secs(gb, self.guest.0),
+            secs(gi, self.guest.1),
+            secs(qv, self.qemu.0),
+            secs(qo, self.qemu.1),
+            secs(client, self.client),
+        );
+    }
+}
+
+/// The guest agent's (user, system) ticks and minor page faults.
+fn agent_ticks(g: &Guest) -> (u64, u64, u64) {
+    let pid = g.agent_pid();
+    let stat = g.sh_ok(&format!("cat /proc/{pid}/stat"));
+    stat_ticks(&stat).unwrap_or_default()
+}
+
+/// The guest's (busy, idle) ticks over all its CPUs.
+fn guest_ticks(g: &Guest) -> (u64, u64) {
+    let stat = g.sh_ok("head -1 /proc/stat");
+    let f: Vec<u64> = stat
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (f.iter().sum::<u64>() - idle, idle)
+}
+
+/// QEMU's (vCPU threads, other threads) ticks on the host.
+fn qemu_ticks(pid: u32) -> (u64, u64) {
+    let (mut vcpu, mut other) = (0, 0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let ticks = proc_ticks(&task.path().join("stat").display().to_string())
+            .map_or(0, |(u, s, _)| u + s);
+        if comm.starts_with("CPU ") {
+            vcpu += ticks;
+        } else {
+            other += ticks;
+        }
+    }
+    (vcpu, other)
+}
+
+fn proc_ticks(path: &str) -> Option<(u64, u64, u64)> {
+    stat_ticks(&std::fs::read_to_string(path).ok()?)
+}
+
+/// (utime, stime, minflt) from a /proc/PID/stat line.
+fn stat_ticks(stat: &str) -> Option<(u64, u64, u64)> {
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    // after_comm starts at field 3 (state); minflt is field 10, utime 14, stime 15.
+    let field = |n: usize| f.get(n - 3)?.parse().ok();
+    Some((field(14)?, field(15)?, field(10)?))
 }

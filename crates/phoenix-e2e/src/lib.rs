@@ -106,6 +106,9 @@ pub struct GuestOpts {
     /// More programs for the guest, installed as /usr/bin/BASENAME with their libraries
     /// (e.g. qemu-ga as a peer); not started.
     pub extra_binaries: Vec<PathBuf>,
+    /// QEMU's `-cpu` model; `None`: QEMU's default (qemu64 under TCG: no SSSE3 or
+    /// AVX2), unless `PHOENIX_E2E_CPU` names one (e.g. `max`).
+    pub cpu: Option<String>,
 }
 
 impl GuestOpts {
@@ -123,6 +126,9 @@ impl GuestOpts {
             sh_timeout: Duration::from_secs(120),
             extra_ports: Vec::new(),
             extra_binaries: Vec::new(),
+            cpu: std::env::var("PHOENIX_E2E_CPU")
+                .ok()
+                .filter(|c| !c.is_empty()),
         }
     }
 }
@@ -208,8 +214,12 @@ impl Guest {
             "-display",
             "none",
             "-no-reboot",
+            // Thread names ("CPU 0/TCG", ...) in /proc, for CPU accounting.
+            "-name",
+            "phoenix-e2e,debug-threads=on",
         ])
         .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+        .args(opts.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]))
         .args([
             "-m",
             &opts.memory_mib.to_string(),

@@ -35,7 +35,11 @@ use super::{pump, READ_BUF};
 use crate::agent::Agent;
 use crate::dispatch::{write_parts, Part, Sink};
 
-/// Most bytes one `write()` to a virtio port carries.
+/// Most bytes one `write()` to a virtio port carries (virtio_console caps a write at
+/// 32 KiB). Measured in a TCG guest: non-blocking 32 KiB writes move base64 text at
+/// about 900 MiB/s for 0.05 s of guest CPU per 64 MiB, faster than splice(2) through a
+/// pipe of 64 KiB or 1 MiB (one notification per splice, but a page copy), so the sink
+/// writes plainly; the port is not what limits a transfer (docs/e2e.md).
 pub const PORT_WRITE_MAX: usize = 32 << 10;
 
 /// While a reply is waiting for the host, re-check writability this often (ms) in
