@@ -48,6 +48,13 @@ impl Buffer {
     }
 }
 
+impl From<Vec<u8>> for Buffer {
+    fn from(vec: Vec<u8>) -> Self {
+        let len = vec.len();
+        Self { vec, len }
+    }
+}
+
 impl Deref for Buffer {
     type Target = [u8];
 

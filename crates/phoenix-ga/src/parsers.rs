@@ -52,7 +52,7 @@ pub fn parse_logind_session(text: &str) -> Option<User> {
 
 /// The base64 decoding of a `file-write` chunk.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    files::io::decode_base64(text)
+    files::io::decode_base64(text).map(|b| b.to_vec())
 }
 
 /// Decodes a link message payload (RTM_NEWLINK) as the interface listing does; the

@@ -39,6 +39,9 @@ pub struct LineFramer {
 /// so one big request does not pin its buffer for the agent's whole life.
 const KEEP_CAPACITY: usize = 64 << 10;
 
+/// Lines longer than this (transfer chunks) leave their buffer in place for the next.
+const LONG_LINE: usize = 4 * KEEP_CAPACITY;
+
 impl LineFramer {
     /// A framer that accepts lines of at most `max` bytes (line ending excluded).
     pub fn new(max: usize) -> Self {
@@ -54,6 +57,20 @@ impl LineFramer {
         self.partial.clear();
         self.partial.shrink_to(KEEP_CAPACITY);
         self.discarding = false;
+    }
+
+    /// Whether the framer keeps a large buffer between lines (after a long line) that
+    /// [`LineFramer::release`] would give back.
+    pub fn holds_memory(&self) -> bool {
+        self.partial.is_empty() && self.partial.capacity() > LONG_LINE
+    }
+
+    /// Gives back the buffer kept after a long line, unless a line is in progress. A
+    /// transport calls this when its host has been quiet for a moment.
+    pub fn release(&mut self) {
+        if self.partial.is_empty() {
+            self.partial.shrink_to(KEEP_CAPACITY);
+        }
     }
 
     /// Whether a partial line is pending.
@@ -114,8 +131,12 @@ impl LineFramer {
                 }
                 self.partial.extend_from_slice(chunk);
                 emit_line(&self.partial, &mut on_frame);
+                // After a long line the buffer stays for the next one (a transfer sends
+                // many; faulting megabytes in again for each costs more than parsing
+                // them). A short line, or [`LineFramer::release`], gives it back.
+                let long = self.partial.len() > LONG_LINE;
                 self.partial.clear();
-                if self.partial.capacity() > 4 * KEEP_CAPACITY {
+                if !long && self.partial.capacity() > LONG_LINE {
                     self.partial.shrink_to(KEEP_CAPACITY);
                 }
             }
@@ -162,6 +183,30 @@ mod tests {
 
     fn l(s: &str) -> Out {
         Out::L(s.to_string())
+    }
+
+    #[test]
+    fn a_long_lines_buffer_stays_until_a_short_line_or_release() {
+        let mut f = LineFramer::new(64 << 20);
+        let long = vec![b'x'; 4 * LONG_LINE];
+        let mut line = long.clone();
+        line.push(b'\n');
+        for _ in 0..2 {
+            let got = feed(&mut f, &[&line[..1000], &line[1000..]]);
+            assert_eq!(got, vec![Out::L(String::from_utf8(long.clone()).unwrap())]);
+            assert!(f.holds_memory());
+        }
+        assert_eq!(feed(&mut f, &[b"sh", b"ort\n"]), vec![l("short")]);
+        assert!(!f.holds_memory());
+        feed(&mut f, &[&line[..1000], &line[1000..]]);
+        assert!(f.holds_memory());
+        // Nothing is released in the middle of a line.
+        feed(&mut f, &[b"partial"]);
+        f.release();
+        assert!(f.has_partial());
+        assert_eq!(feed(&mut f, &[b"\n"]), vec![l("partial")]);
+        f.release();
+        assert!(!f.holds_memory());
     }
 
     #[test]

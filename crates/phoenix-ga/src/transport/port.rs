@@ -46,6 +46,9 @@ pub const PORT_WRITE_MAX: usize = 32 << 10;
 /// case an edge was missed. Not used while idle.
 const WRITE_RECHECK_MS: u16 = 1000;
 
+/// How long the host must be quiet before the framer's transfer buffer goes (ms).
+pub(super) const RELEASE_AFTER_MS: u16 = 250;
+
 /// Opens the device at `path` and serves whichever host is on the other side.
 pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
     let port = OpenOptions::new()
@@ -76,7 +79,15 @@ pub fn serve(agent: &Arc<Agent>, path: &Path) -> io::Result<()> {
                 }
                 pump(agent, &mut framer, &buf[..n], &sink);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&readable, EpollTimeout::NONE)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // After a transfer chunk the framer keeps its buffer for the next one;
+                // a host quiet for RELEASE_AFTER_MS gets it back (one wake-up).
+                if !framer.holds_memory() {
+                    wait(&readable, EpollTimeout::NONE)?;
+                } else if wait(&readable, EpollTimeout::from(RELEASE_AFTER_MS))? == 0 {
+                    framer.release();
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A pty whose master is closed reads EIO: the host is gone.
             Err(e) if e.raw_os_error() == Some(libc::EIO) => {
@@ -99,7 +110,7 @@ fn host_gone(connected: &mut bool, framer: &mut LineFramer, readable: &Epoll) ->
         *connected = false;
         framer.reset();
     }
-    wait(readable, EpollTimeout::NONE)
+    wait(readable, EpollTimeout::NONE).map(drop)
 }
 
 /// An epoll instance watching `file` edge-triggered for `flags`.
@@ -112,10 +123,12 @@ fn edge_triggered(file: &File, flags: EpollFlags) -> io::Result<Epoll> {
     Ok(epoll)
 }
 
-fn wait(epoll: &Epoll, timeout: EpollTimeout) -> io::Result<()> {
+/// Waits for an event; the number of events (0 on a timeout or a signal).
+fn wait(epoll: &Epoll, timeout: EpollTimeout) -> io::Result<usize> {
     let mut events = [EpollEvent::empty(); 1];
     match epoll.wait(&mut events, timeout) {
-        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Ok(n) => Ok(n),
+        Err(Errno::EINTR) => Ok(0),
         Err(e) => Err(e.into()),
     }
 }

@@ -6,6 +6,7 @@
 //! after its requests, as `socat` does) still gets every reply.
 
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{setsockopt, sockopt};
 use phoenix_proto::LineFramer;
 
@@ -115,6 +117,11 @@ fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
     let mut buf = vec![0u8; READ_BUF];
     let mut reader = &*stream;
     loop {
+        // After a transfer chunk the framer keeps its buffer for the next one; a client
+        // quiet for a moment gets it back (one wake-up).
+        if framer.holds_memory() && !readable_within(&stream, super::port::RELEASE_AFTER_MS) {
+            framer.release();
+        }
         match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => pump(agent, &mut framer, &buf[..n], &sink),
@@ -127,6 +134,12 @@ fn serve_client(agent: &Arc<Agent>, stream: UnixStream) {
     }
     // Replies still being computed keep the sink (and the socket) alive until sent.
     tracing::debug!("client finished sending");
+}
+
+/// Whether `stream` has something to read (or is closed) within `ms` milliseconds.
+fn readable_within(stream: &UnixStream, ms: u16) -> bool {
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    !matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(0))
 }
 
 /// The writing half of a client connection.

@@ -272,12 +272,21 @@ pub(super) fn file_write(agent: &Agent, args: &Args<'_>) -> Outcome {
 /// Standard padded base64. Like the original (Go's StdEncoding), line breaks inside
 /// the text are ignored, and so are non-zero bits after the last full byte.
 ///
-/// Decoded with SIMD (base64-simd picks SSSE3/AVX2 at run time) when the text is
-/// valid, which it nearly always is; otherwise the `base64` crate decodes it again,
-/// for its exact error message.
-pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    if let Ok(data) = base64_simd::STANDARD.decode_to_vec(text) {
-        return Ok(data);
+/// Decoded with SIMD (base64-simd picks SSSE3/AVX2 at run time) into a transfer
+/// buffer (reused between chunks, see [`Buffer`]) when the text is valid, which it
+/// nearly always is; otherwise the `base64` crate decodes it again, for its exact
+/// error message.
+pub(crate) fn decode_base64(text: &str) -> Result<Buffer, base64::DecodeError> {
+    let most = base64_simd::STANDARD.estimated_decoded_length(text.len());
+    if let Ok(mut buf) = Buffer::new(most) {
+        let out = base64_simd::Out::from_slice(&mut buf[..]);
+        if let Ok(n) = base64_simd::STANDARD
+            .decode(text.as_bytes(), out)
+            .map(|d| d.len())
+        {
+            buf.truncate(n);
+            return Ok(buf);
+        }
     }
     let lenient = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -290,6 +299,7 @@ pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> 
         }
         other => other,
     }
+    .map(Buffer::from)
 }
 
 /// `file-close`.
@@ -451,14 +461,14 @@ mod tests {
 
     #[test]
     fn base64_is_decoded_like_go_std_encoding() {
-        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(decode_base64("").unwrap(), b"");
+        assert_eq!(&decode_base64("aGVsbG8=").unwrap()[..], b"hello");
+        assert_eq!(&decode_base64("").unwrap()[..], b"");
         let long = vec![0xA5u8; 100_003];
         let text = base64::engine::general_purpose::STANDARD.encode(&long);
-        assert_eq!(decode_base64(&text).unwrap(), long);
+        assert_eq!(&decode_base64(&text).unwrap()[..], &long[..]);
         // Line breaks are skipped; so are bits after the last byte ("aGVsbG9=").
-        assert_eq!(decode_base64("aGVs\r\nbG8=").unwrap(), b"hello");
-        assert_eq!(decode_base64("aGVsbG9=").unwrap(), b"hello");
+        assert_eq!(&decode_base64("aGVs\r\nbG8=").unwrap()[..], b"hello");
+        assert_eq!(&decode_base64("aGVsbG9=").unwrap()[..], b"hello");
         // Missing padding and foreign characters are errors, with the offset.
         assert!(decode_base64("aGVsbG8").is_err());
         let e = decode_base64("a!==").unwrap_err().to_string();
