@@ -74,6 +74,8 @@ struct State {
     reading: bool,
     /// The connection failed; every call fails with this.
     closed: bool,
+    /// Callers asleep on `changed`, waiting for the reader to hand over.
+    sleepers: usize,
 }
 
 impl Client {
@@ -280,6 +282,7 @@ impl Client {
                 });
             }
             if st.reading {
+                st.sleepers += 1;
                 st = match deadline {
                     None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
                     Some(d) => {
@@ -290,6 +293,7 @@ impl Client {
                             .0
                     }
                 };
+                st.sleepers -= 1;
                 continue;
             }
             // Become the reader for one line.
@@ -317,7 +321,10 @@ impl Client {
                     return Err(e.into());
                 }
             }
-            self.changed.notify_all();
+            // A lone caller (the usual case) wakes nobody: no futex call per reply.
+            if st.sleepers > 0 {
+                self.changed.notify_all();
+            }
         }
     }
 
