@@ -7,7 +7,6 @@
 //! chunks are encoded before the clock starts), so the figures differ only by the
 //! agents.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Command;
@@ -16,10 +15,13 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use phoenix_client::{transfer, Client};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::harness::{random_file, Better, Env, Kind, Peer, Report};
+use crate::transfers::{self, download, label};
+
+/// Time allowed for one request.
+const T: Duration = Duration::from_secs(60);
 
 const MIB: usize = 1 << 20;
 /// Size of the transferred file.
@@ -55,8 +57,8 @@ pub fn run(env: &Env, report: &mut Report) {
         for window in [1, transfer::window(chunk)] {
             let label = label(chunk, window);
             let (o, p) = best_pair(
-                || download(&ours, &oc, &src, chunk, window, &data),
-                || download(&peer, &pc, &src, chunk, window, &data),
+                || download(ours.kind, &oc, &json_str(&src), chunk, window, &data, T),
+                || download(peer.kind, &pc, &json_str(&src), chunk, window, &data, T),
             );
             report.add(
                 format!("download 64 MiB, {label} (MiB/s)"),
@@ -146,19 +148,6 @@ pub fn run(env: &Env, report: &mut Report) {
     );
 }
 
-fn label(chunk: usize, window: usize) -> String {
-    let size = if chunk >= MIB {
-        format!("{} MiB", chunk / MIB)
-    } else {
-        format!("{} KiB", chunk >> 10)
-    };
-    if window == 1 {
-        format!("{size} chunks")
-    } else {
-        format!("{size} chunks, {window} in flight")
-    }
-}
-
 fn best(mut f: impl FnMut() -> Duration) -> Duration {
     (0..RUNS).map(|_| f()).min().expect("runs")
 }
@@ -186,88 +175,7 @@ fn json_str(p: &Path) -> String {
 }
 
 fn call(c: &Client, name: &str, args: &str) -> Box<RawValue> {
-    c.call_raw(name, Some(&raw(args)), Some(Duration::from_secs(60)))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// A read reply of either agent; the data is borrowed from the reply where it has no
-/// escapes (qemu-ga writes `/` as `\/`).
-#[derive(Deserialize)]
-struct ReadReply<'a> {
-    #[serde(alias = "buf-b64", borrow)]
-    bufb64: Cow<'a, str>,
-    eof: bool,
-}
-
-/// Downloads `path` in `chunk`-byte reads, `window` of them in flight; the time
-/// taken. Checks the bytes.
-fn download(
-    peer: &Peer,
-    c: &Client,
-    path: &Path,
-    chunk: usize,
-    window: usize,
-    want: &[u8],
-) -> Duration {
-    let path = json_str(path);
-    let t0 = Instant::now();
-    let (open, read, close) = match peer.kind {
-        Kind::Ours => ("file-open", "file-read", None),
-        Kind::QemuGa => (
-            "guest-file-open",
-            "guest-file-read",
-            Some("guest-file-close"),
-        ),
-    };
-    let h = call(c, open, &format!(r#"{{"path":{path},"mode":"r"}}"#));
-    let h = h.get();
-    let args = raw(&match peer.kind {
-        Kind::Ours => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
-        Kind::QemuGa => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
-    });
-    // The last read returns nothing and eof.
-    let mut reads_left = want.len() / chunk + 1;
-    let mut pending = VecDeque::new();
-    // Each chunk is decoded into one reused buffer and compared with the source,
-    // so the client touches no fresh memory per chunk.
-    let (mut part, mut off) = (Vec::new(), 0);
-    loop {
-        while pending.len() < window && reads_left > 0 {
-            pending.push_back(c.send_request(read, Some(&args)).expect(read));
-            reads_left -= 1;
-        }
-        let reply = pending
-            .pop_front()
-            .expect("a read in flight")
-            .wait(Some(Duration::from_secs(60)))
-            .unwrap_or_else(|e| panic!("{read}: {e}"));
-        let r: ReadReply = serde_json::from_str(reply.get()).expect("read reply");
-        part.resize(r.bufb64.len() / 4 * 3, 0);
-        let n = base64_simd::STANDARD
-            .decode(
-                r.bufb64.as_bytes(),
-                base64_simd::Out::from_slice(&mut part[..]),
-            )
-            .expect("base64")
-            .len();
-        part.truncate(n);
-        assert!(
-            want.get(off..off + part.len()) == Some(&part[..]),
-            "{}: downloaded bytes differ at {off}",
-            peer.name()
-        );
-        off += part.len();
-        if r.eof {
-            break;
-        }
-    }
-    assert!(pending.is_empty(), "{}: eof came early", peer.name());
-    if let Some(close) = close {
-        call(c, close, &format!(r#"{{"handle":{h}}}"#));
-    }
-    let t = t0.elapsed();
-    assert_eq!(off, want.len(), "{}: download too short", peer.name());
-    t
+    transfers::call(c, name, args, T)
 }
 
 /// Uploads pre-encoded `chunks` to `path`, `window` writes in flight; ours finishes

@@ -23,7 +23,6 @@
 //! copies one more (static) program into the guest and prints its output before the
 //! measurements (used to time base64 codecs under TCG).
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -34,10 +33,24 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use phoenix_client::{transfer, Client, Options};
 use phoenix_e2e::{Guest, GuestOpts};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::harness::{quantile, sample, Better, Env, Report};
+use crate::harness::{quantile, sample, Better, Env, Kind, Report};
+use crate::transfers::{self, label};
+
+/// Downloads the guest file `path` through `peer` (see [`transfers::download`]).
+fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8]) -> Duration {
+    let path_json = serde_json::to_string(path).expect("json");
+    transfers::download(
+        peer.kind,
+        peer.client,
+        &path_json,
+        chunk,
+        window,
+        want,
+        Duration::from_secs(300),
+    )
+}
 
 const QGA_PORT: &str = "org.qemu.guest_agent.0";
 const RAW_PORT: &str = "org.phoenix-e2e.raw";
@@ -267,19 +280,6 @@ fn transfer_rows(
     );
 }
 
-fn label(chunk: usize, window: usize) -> String {
-    let size = if chunk >= MIB {
-        format!("{} MiB", chunk / MIB)
-    } else {
-        format!("{} KiB", chunk >> 10)
-    };
-    if window == 1 {
-        format!("{size} chunks")
-    } else {
-        format!("{size} chunks, {window} in flight")
-    }
-}
-
 fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
     let ping = client.options().ping_command;
     for _ in 0..100 {
@@ -341,12 +341,6 @@ fn raw_host_to_guest(g: &Guest, data: &[u8], keep_as: Option<&str>) -> f64 {
     rate
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ours,
-    QemuGa,
-}
-
 /// An agent and the client connected to it.
 struct Peer<'c> {
     kind: Kind,
@@ -355,10 +349,7 @@ struct Peer<'c> {
 
 impl Peer<'_> {
     fn name(&self) -> &'static str {
-        match self.kind {
-            Kind::Ours => "phoenix-ga",
-            Kind::QemuGa => "qemu-ga",
-        }
+        self.kind.name()
     }
 }
 
@@ -369,72 +360,6 @@ fn raw(text: String) -> Box<RawValue> {
 fn call(c: &Client, name: &str, args: String) -> Box<RawValue> {
     c.call_raw(name, Some(&raw(args)), Some(Duration::from_secs(300)))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// A read reply of either agent; the data is borrowed from the reply where it has no
-/// escapes (qemu-ga writes `/` as `\/`).
-#[derive(Deserialize)]
-struct ReadReply<'a> {
-    #[serde(alias = "buf-b64", borrow)]
-    bufb64: Cow<'a, str>,
-    eof: bool,
-}
-
-/// Downloads the guest file `path` in `chunk`-byte reads, `window` of them in flight;
-/// the time taken. Checks the bytes against `want`.
-fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8]) -> Duration {
-    let c = peer.client;
-    let t0 = Instant::now();
-    let (open, read, close) = match peer.kind {
-        Kind::Ours => ("file-open", "file-read", None),
-        Kind::QemuGa => (
-            "guest-file-open",
-            "guest-file-read",
-            Some("guest-file-close"),
-        ),
-    };
-    let h = call(c, open, format!(r#"{{"path":"{path}","mode":"r"}}"#));
-    let h = h.get();
-    let args = raw(match peer.kind {
-        Kind::Ours => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
-        Kind::QemuGa => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
-    });
-    // The last read returns nothing and eof (ours closes the handle then).
-    let mut reads_left = want.len() / chunk + 1;
-    let mut pending = VecDeque::new();
-    let (mut part, mut off) = (Vec::new(), 0);
-    loop {
-        while pending.len() < window && reads_left > 0 {
-            pending.push_back(c.send_request(read, Some(&args)).expect(read));
-            reads_left -= 1;
-        }
-        let reply = pending
-            .pop_front()
-            .expect("a read in flight")
-            .wait(Some(Duration::from_secs(300)))
-            .unwrap_or_else(|e| panic!("{read}: {e}"));
-        let r: ReadReply = serde_json::from_str(reply.get()).expect("read reply");
-        part.clear();
-        STANDARD
-            .decode_vec(r.bufb64.as_bytes(), &mut part)
-            .expect("base64");
-        assert!(
-            want.get(off..off + part.len()) == Some(&part[..]),
-            "{}: downloaded bytes differ at {off}",
-            peer.name()
-        );
-        off += part.len();
-        if r.eof {
-            break;
-        }
-    }
-    assert!(pending.is_empty(), "{}: eof came early", peer.name());
-    if let Some(close) = close {
-        call(c, close, format!(r#"{{"handle":{h}}}"#));
-    }
-    let t = t0.elapsed();
-    assert_eq!(off, want.len(), "{}: download too short", peer.name());
-    t
 }
 
 /// Uploads pre-encoded `chunks` to [`DST`] in the guest, `window` writes in flight,

@@ -13,6 +13,7 @@ mod harness;
 mod network;
 mod soak;
 mod system;
+mod transfers;
 
 use std::path::PathBuf;
 

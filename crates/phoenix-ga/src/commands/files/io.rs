@@ -411,15 +411,7 @@ mod tests {
 
     fn read_text(file: &File, count: usize) -> (String, bool) {
         let (data, eof) = read_chunk(file, count, true).unwrap();
-        let value = Value::Encoded {
-            head: "{\"bufb64\":\"",
-            data,
-            tail: if eof {
-                "\",\"eof\":true}"
-            } else {
-                "\",\"eof\":false}"
-            },
-        };
+        let value = read_value(data, eof);
         assert_eq!(value.text_len(), value.to_json().len());
         (value.to_json(), eof)
     }
