@@ -66,25 +66,20 @@ impl Env {
 
     /// Starts qemu-ga on a fresh socket, with extra arguments (e.g. `-b LIST`).
     pub fn start_qemu_ga(&self, extra: &[&str]) -> Peer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let sock = dir.path().join("qga.sock");
-        let state = dir.path().join("state");
-        std::fs::create_dir(&state).expect("state dir");
-        let mut cmd = Command::new(&self.qemu_ga);
-        cmd.args(["-m", "unix-listen", "-p"])
-            .arg(&sock)
-            .arg("-t")
-            .arg(&state)
-            // Never let the peer freeze this machine's filesystems.
-            .args(["-b", "guest-fsfreeze-freeze,guest-fsfreeze-freeze-list"])
-            .args(extra);
-        Peer::start(Kind::QemuGa, cmd, dir, sock)
+        // Never let the peer freeze this machine's filesystems.
+        self.qemu_ga_blocking("guest-fsfreeze-freeze,guest-fsfreeze-freeze-list", extra)
     }
 
     /// Starts qemu-ga with only the freeze-everything command blocked, for the freeze
     /// section, which sends `guest-fsfreeze-freeze-list` with a non-empty list of its
     /// own loop mounts (an empty or absent list would freeze everything).
     pub fn start_qemu_ga_freeze_list(&self) -> Peer {
+        self.qemu_ga_blocking("guest-fsfreeze-freeze", &[])
+    }
+
+    /// qemu-ga on a fresh socket and state directory, with the commands `blocked`
+    /// (comma-separated) refused.
+    fn qemu_ga_blocking(&self, blocked: &str, extra: &[&str]) -> Peer {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("qga.sock");
         let state = dir.path().join("state");
@@ -94,7 +89,8 @@ impl Env {
             .arg(&sock)
             .arg("-t")
             .arg(&state)
-            .args(["-b", "guest-fsfreeze-freeze"]);
+            .args(["-b", blocked])
+            .args(extra);
         Peer::start(Kind::QemuGa, cmd, dir, sock)
     }
 }
@@ -106,6 +102,16 @@ pub enum Kind {
     Ours,
     /// QEMU's guest agent.
     QemuGa,
+}
+
+impl Kind {
+    /// The agent's name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "phoenix-ga",
+            Kind::QemuGa => "qemu-ga",
+        }
+    }
 }
 
 /// A running agent on a UNIX socket; killed on drop.
@@ -194,10 +200,7 @@ impl Peer {
 
     /// The peer's name in the report.
     pub fn name(&self) -> &'static str {
-        match self.kind {
-            Kind::Ours => "phoenix-ga",
-            Kind::QemuGa => "qemu-ga",
-        }
+        self.kind.name()
     }
 }
 

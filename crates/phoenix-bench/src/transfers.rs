@@ -12,16 +12,6 @@ use serde_json::value::RawValue;
 
 use crate::harness::Kind;
 
-impl Kind {
-    /// The agent's name in the report.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Ours => "phoenix-ga",
-            Kind::QemuGa => "qemu-ga",
-        }
-    }
-}
-
 /// A read reply of either agent; the data is borrowed from the reply where it has no
 /// escapes (qemu-ga writes `/` as `\/`).
 #[derive(Deserialize)]

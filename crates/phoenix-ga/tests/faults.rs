@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{err, ret, RawConn, TestAgent};
+use common::{md5_of, random_bytes};
 use faults_support::*;
 use serde_json::json;
 

@@ -168,3 +168,25 @@ pub fn err(reply: &Value) -> (String, i64) {
         e["code"].as_i64().expect("code"),
     )
 }
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+pub fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        out.extend_from_slice(&seed.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// MD5 of `data`, lowercase hex.
+pub fn md5_of(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

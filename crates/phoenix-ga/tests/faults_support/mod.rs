@@ -53,27 +53,6 @@ pub fn unb64(v: &Value) -> Vec<u8> {
         .expect("valid base64")
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
-pub fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        seed ^= seed >> 12;
-        seed ^= seed << 25;
-        seed ^= seed >> 27;
-        out.extend_from_slice(&seed.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
-pub fn md5_of(data: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Whether the agent process is still running (not exited, not a zombie).
 pub fn alive(child: &mut std::process::Child) -> bool {
     child.try_wait().expect("try_wait").is_none()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::{err, ret, RawConn, TestAgent};
+pub(crate) use crate::common::{md5_of, random_bytes};
 
 pub(crate) const MIB: usize = 1 << 20;
 
@@ -63,30 +64,9 @@ pub(crate) fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().mode()
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
-pub(crate) fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 8);
-    while out.len() < n {
-        seed ^= seed >> 12;
-        seed ^= seed << 25;
-        seed ^= seed >> 27;
-        out.extend_from_slice(&seed.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(n);
-    out
-}
-
 /// md5 of a file as coreutils computes it.
 pub(crate) fn md5sum(p: &Path) -> String {
     let out = Command::new("md5sum").arg(p).output().expect("md5sum");
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()[..32].to_string()
-}
-
-pub(crate) fn md5_of(data: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
