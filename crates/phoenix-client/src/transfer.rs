@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use md5::{Digest, Md5};
-use phoenix_proto::types::files::FileStat;
+use phoenix_proto::types::files::cmd::FileRename;
+use phoenix_proto::types::files::{self as wire, FileStat};
 use serde::Serialize;
 
 use crate::api::files::OpenMode;
@@ -38,7 +39,7 @@ pub const SMALL_CHUNK: usize = 4096;
 /// The command an atomic upload needs (not in the original's command set):
 /// `{"execute": "file-rename", "arguments": {"src": PATH, "dst": PATH}}` -> `true`,
 /// rename(2) inside the guest.
-pub const RENAME_COMMAND: &str = "file-rename";
+pub const RENAME_COMMAND: &str = <FileRename as phoenix_proto::Command>::NAME;
 
 /// Requests a transfer keeps in flight with an agent that runs them in order: enough
 /// that neither end waits for the other; a few chunks of memory at most.
@@ -84,12 +85,6 @@ pub struct UploadOptions {
     pub in_place: bool,
     /// Bytes per request, overriding the choice made from the agent's version.
     pub chunk: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct RenameArgs<'a> {
-    src: &'a Path,
-    dst: &'a Path,
 }
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -375,18 +370,10 @@ impl Client {
             });
         }
         if atomic {
-            let ok: bool = self.call(
-                RENAME_COMMAND,
-                &RenameArgs {
-                    src: &target,
-                    dst: guest,
-                },
-            )?;
-            if !ok {
-                return Err(ClientError::Protocol(format!(
-                    "{RENAME_COMMAND} returned false"
-                )));
-            }
+            self.true_call::<FileRename>(Some(&wire::FileRename {
+                src: target.clone(),
+                dst: guest.to_path_buf(),
+            }))?;
         }
         Ok(Transfer { bytes, md5 })
     }

@@ -1,106 +1,84 @@
-//! The agent's shared state: configuration, the enabled command table, the frozen
-//! flag, the worker pool and the shutdown path. Command families keep their own state
-//! in purpose-named fields, never behind one big lock.
+//! The agent's shared state: configuration, the command table, the families (each
+//! with its own state, never behind one big lock), the frozen gate, the worker pool
+//! and the exit path. Every listener serves the same agent.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::commands::{self, Command};
 use crate::config::Cli;
+use crate::families::{self, Families, Family, Setup};
+use crate::gate::Gate;
 use crate::logging;
 use crate::pool::Pool;
+use crate::registry::{Registry, Selection};
+use crate::sync::lock;
 
 /// How long a clean exit waits for commands already running to send their replies.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-/// Everything a command handler can reach.
+/// Everything a command can reach.
 pub struct Agent {
     /// The command line the agent was started with.
     pub config: Cli,
-    table: HashMap<&'static str, &'static Command>,
-    enabled: Vec<&'static str>,
-    disabled: HashSet<&'static str>,
-    frozen: AtomicBool,
-    shutdown: AtomicBool,
-    cleanups: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
-    exit_lock: Mutex<()>,
+    /// Every command, by dialect, with the allow and block lists applied.
+    pub registry: Registry,
+    families: Families,
+    /// Whether disk-bound commands are held off (see [`Gate`]).
+    pub gate: Arc<Gate>,
     /// Runs worker commands and bounds the work in flight.
     pub pool: Pool,
-    /// Open file handles of `file-open`.
-    pub files: commands::files::Handles,
-    /// `sysinfo`'s statvfs calls that may still hang.
-    pub sysinfo: commands::sysinfo::State,
-    /// What is frozen and how it gets thawed (fs-freeze and friends).
-    pub freeze: commands::freeze::Freezer,
+    shutdown: AtomicBool,
+    #[allow(clippy::type_complexity)]
+    cleanups: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    exit_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("config", &self.config)
+            .field("families", &self.families)
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Agent {
     /// Builds the agent from its command line. Fails on a command list that names a
     /// command this agent does not have (a typo must not leave a command enabled).
     pub fn new(config: Cli) -> Result<Self, String> {
-        let table: HashMap<_, _> = commands::all().map(|c| (c.name, c)).collect();
-        let check = |list: &[String], flag: &str| -> Result<(), String> {
-            match list.iter().find(|n| !table.contains_key(n.as_str())) {
-                Some(n) => Err(format!("{flag}: unknown command \"{n}\"")),
-                None => Ok(()),
-            }
+        let gate = Arc::new(Gate::default());
+        let families = families::build(&Setup {
+            config: &config,
+            gate: &gate,
+        });
+        let selection = Selection {
+            block: &config.block_commands,
+            allow: config.allow_commands.as_deref(),
         };
-        check(&config.block_commands, "--block-commands")?;
-        if let Some(allow) = &config.allow_commands {
-            check(allow, "--allow-commands")?;
-        }
-        let is_enabled = |name: &str| {
-            !config.block_commands.iter().any(|b| b == name)
-                && config
-                    .allow_commands
-                    .as_ref()
-                    .is_none_or(|a| a.iter().any(|x| x == name))
-        };
-        let (enabled, disabled): (Vec<_>, Vec<_>) =
-            commands::all().map(|c| c.name).partition(|n| is_enabled(n));
-        let pool = Pool::new(config.max_workers, config.max_in_flight);
+        let registry = Registry::new(families.iter().flat_map(|f| f.commands()), &selection)?;
         Ok(Self {
-            table,
-            enabled,
-            disabled: disabled.into_iter().collect(),
-            frozen: AtomicBool::new(false),
+            pool: Pool::new(config.max_workers, config.max_in_flight),
+            registry,
+            families,
+            gate,
+            config,
             shutdown: AtomicBool::new(false),
             cleanups: Mutex::new(Vec::new()),
             exit_lock: Mutex::new(()),
-            pool,
-            files: commands::files::Handles::new(config.max_handles),
-            freeze: commands::freeze::Freezer::new(&config.state_dir, config.freeze_timeout),
-            config,
-            sysinfo: Default::default(),
         })
     }
 
-    /// Looks a command up; disabled and unknown commands give the matching error.
-    pub fn command(&self, name: &str) -> Result<&'static Command, crate::error::Error> {
-        use crate::error::Error;
-        match self.table.get(name) {
-            Some(_) if self.disabled.contains(name) => Err(Error::Disabled(name.to_string())),
-            Some(c) => Ok(c),
-            None => Err(Error::UnknownCommand(name.to_string())),
-        }
+    /// Starts every family's background work (timers, hooks). Call once, before the
+    /// agent serves.
+    pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        self.families.iter().try_for_each(|f| f.start(self))
     }
 
-    /// The names `get-commands` reports.
-    pub fn command_names(&self) -> &[&'static str] {
-        &self.enabled
-    }
-
-    /// Whether filesystems are frozen (only `while_frozen` commands may run).
-    pub fn is_frozen(&self) -> bool {
-        self.frozen.load(Ordering::SeqCst)
-    }
-
-    /// Records the frozen state; the log file is held in memory while frozen.
-    pub fn set_frozen(&self, frozen: bool) {
-        self.frozen.store(frozen, Ordering::SeqCst);
-        logging::set_frozen(frozen);
+    /// The family of type `F` (its state and operations).
+    pub fn family<F: Family>(&self) -> &F {
+        self.families.get::<F>()
     }
 
     /// Asks the dispatcher to exit once the current reply has been written.
@@ -113,25 +91,24 @@ impl Agent {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Registers work to do first on a clean exit (thaw, remove a socket file); hooks
-    /// run in reverse order of registration and must be quick.
+    /// Registers work to do on a clean exit (remove a socket file); hooks run in
+    /// reverse order of registration, after the families' own, and must be quick.
     pub fn on_exit(&self, f: impl FnOnce() + Send + 'static) {
-        self.cleanups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(f));
+        lock(&self.cleanups).push(Box::new(f));
     }
 
-    /// Exits the process cleanly: runs the exit hooks (thaw, remove the socket), lets
-    /// running commands finish and send their replies (briefly), flushes the log.
-    /// Later callers block until the first one exits.
+    /// Exits the process cleanly: the families first (the freeze family thaws before
+    /// anything else can touch a frozen disk: removing a socket file there would hang
+    /// the agent for good, with the guest frozen), then the exit hooks; lets running
+    /// commands finish and send their replies (briefly), flushes the log. Later callers
+    /// block until the first one exits.
     pub fn exit(&self, code: i32) -> ! {
-        let _only_one = self.exit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _only_one = lock(&self.exit_lock);
         tracing::info!(code, "agent exiting");
-        // Thaw before any hook: a hook may touch a disk the freeze covers (removing a
-        // socket file there would hang the agent for good, with the guest frozen).
-        self.freeze.emergency_thaw(self, "agent exit", true);
-        let hooks = std::mem::take(&mut *self.cleanups.lock().unwrap_or_else(|p| p.into_inner()));
+        for family in self.families.iter() {
+            family.before_exit();
+        }
+        let hooks = std::mem::take(&mut *lock(&self.cleanups));
         for hook in hooks.into_iter().rev() {
             hook();
         }

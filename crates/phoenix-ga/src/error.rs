@@ -1,5 +1,6 @@
 //! The agent's one error type. Every failure of every command becomes an [`Error`],
-//! and every [`Error`] becomes the wire's `{"bufb64", "code"}` through [`Error::to_wire`].
+//! and each dialect's envelope words it in its own shape (Phoenix: `{"bufb64",
+//! "code"}`, see `envelope::phoenix`).
 //!
 //! The code is the errno of the failing system call, read from the OS error itself;
 //! failures that are not system calls (bad JSON, unknown command) carry -1.
@@ -7,7 +8,6 @@
 use std::io;
 
 use nix::errno::Errno;
-use phoenix_proto::WireError;
 
 /// A failed request or command.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +44,10 @@ pub enum Error {
     /// The filesystems are frozen and this command could touch them.
     #[error("command \"{0}\" is not allowed while the filesystems are frozen")]
     Frozen(String),
-    /// The arguments did not decode into what the command takes.
-    #[error("{command}: invalid arguments: {reason}")]
-    InvalidArguments {
-        /// The command whose arguments were wrong.
-        command: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
+    /// The arguments did not decode into what the command takes, or a value is out
+    /// of range. The envelope names the command.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
     /// A bug in the agent (a command panicked); the agent goes on.
     #[error("internal error: {0}")]
     Internal(String),
@@ -64,6 +60,11 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+
+    /// Invalid arguments: `reason` says which and why.
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidArguments(reason.into())
     }
 
     /// A refusal with an errno of the agent's choosing.
@@ -83,8 +84,8 @@ impl Error {
         }
     }
 
-    /// The message sent to the host, in the style of the original agent
-    /// (`open /etc/nope: no such file or directory`).
+    /// What happened, in the style of the original agent (`open /etc/nope: No such
+    /// file or directory`).
     pub fn message(&self) -> String {
         match self {
             Error::Os { context, source } => match source.raw_os_error() {
@@ -93,11 +94,6 @@ impl Error {
             },
             other => other.to_string(),
         }
-    }
-
-    /// The wire form of this error.
-    pub fn to_wire(&self) -> WireError {
-        WireError::new(self.message(), self.code())
     }
 }
 
@@ -128,10 +124,10 @@ mod tests {
         let e: Result<(), Error> = std::fs::metadata("/definitely/not/here")
             .map(|_| ())
             .context(|| "stat /definitely/not/here");
-        let w = e.unwrap_err().to_wire();
-        assert_eq!(w.code, 2);
+        let e = e.unwrap_err();
+        assert_eq!(e.code(), 2);
         assert_eq!(
-            w.message,
+            e.message(),
             "stat /definitely/not/here: No such file or directory"
         );
     }
@@ -140,9 +136,10 @@ mod tests {
     fn non_os_errors_are_minus_one() {
         assert_eq!(Error::UnknownCommand("x".into()).code(), -1);
         assert_eq!(
-            Error::BadRequest("y".into()).to_wire().message,
+            Error::BadRequest("y".into()).message(),
             "invalid request: y"
         );
+        assert_eq!(Error::invalid("z").message(), "invalid arguments: z");
         assert_eq!(Error::errno(Errno::EMFILE, "too many").code(), 24);
     }
 }

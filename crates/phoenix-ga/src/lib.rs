@@ -1,24 +1,37 @@
 //! `phoenix-ga`: the Phoenix guest agent.
 //!
 //! Reads JSON commands from the host (virtio-serial port, serial tty or UNIX socket),
-//! runs them concurrently and writes one reply per request. See the README and
-//! `docs/commands.md` for the protocol.
+//! runs them concurrently and writes one reply per request. The layers, from the wire
+//! in (docs/architecture.md):
+//!
+//! * [`listener`]: transports and the [`Connection`](listener::Connection) that frames
+//!   what they read;
+//! * [`envelope`]: each dialect's request and reply shapes;
+//! * [`dispatch`]: from a request to its reply, through the [`registry`] and the
+//!   run policy of each [`command`];
+//! * [`families`]: the commands' adapters and the operations they call, one folder per
+//!   family.
 //!
 //! A library so that the fuzz targets (`fuzz/`) reach the agent's parsers through
 //! [`parsers`]; the binary (`main.rs`) only calls [`run`].
 
 mod agent;
-mod buffer;
-mod commands;
-mod conffile;
+mod command;
 mod config;
 mod dispatch;
+mod envelope;
 mod error;
+mod families;
+mod gate;
+mod listener;
 mod logging;
+mod memory;
 pub mod parsers;
 mod pool;
+mod registry;
+mod reply;
 mod signals;
-mod transport;
+mod sync;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,8 +43,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The whole agent: reads the configuration, serves the host until told to exit.
 pub fn run() -> ExitCode {
-    tune_malloc();
-    let args = match conffile::args(std::env::args().collect()) {
+    memory::tune_allocator();
+    let args = match config::file::args(std::env::args().collect()) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("phoenix-ga: {e}");
@@ -50,6 +63,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let listeners = cli.listeners();
     let agent = match agent::Agent::new(cli) {
         Ok(agent) => Arc::new(agent),
         Err(e) => {
@@ -57,8 +71,8 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = commands::freeze::install(&agent) {
-        tracing::error!(error = %e, "cannot start the freeze timer");
+    if let Err(e) = agent.start() {
+        tracing::error!(error = %e, "cannot start the agent's background work");
         return ExitCode::from(1);
     }
     if let Err(e) = signals::spawn(Arc::clone(&agent), signals) {
@@ -71,24 +85,9 @@ pub fn run() -> ExitCode {
         path = %agent.config.path().display(),
         "starting"
     );
-    if let Err(e) = transport::serve(&agent) {
+    if let Err(e) = listener::serve(&agent, listeners) {
         tracing::error!("{e}");
         agent.exit(1);
     }
     ExitCode::SUCCESS
-}
-
-/// A long-lived agent with a few threads: two malloc arenas are plenty, and a fixed
-/// 1 MiB mmap threshold sends large buffers (file chunks and their base64) straight
-/// back to the kernel when freed, so one big transfer does not leave the RSS high for
-/// the agent's life. (Keeping them in the heap was tried: slightly faster 4 MiB
-/// downloads, but the RSS after transfers tripled.)
-fn tune_malloc() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes glibc allocator parameters; called before any other
-    // thread exists, with valid parameter constants.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
 }

@@ -14,6 +14,8 @@ use std::sync::{Mutex, OnceLock};
 
 use tracing_subscriber::filter::LevelFilter;
 
+use crate::sync::lock;
+
 /// Most bytes of log held in memory while frozen; later lines are counted, not kept.
 const HOLD_MAX: usize = 1 << 20;
 
@@ -31,10 +33,6 @@ struct Held {
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Installs the global subscriber: INFO, or DEBUG with `--debug`.
 pub fn init(debug: bool, log_file: Option<&Path>) -> io::Result<()> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use phoenix_proto::types::system::User;
 
-use crate::commands::{files, freeze, net, sysinfo};
+use crate::families::{files, freeze, net, system as sysinfo};
 
 pub use freeze::mounts::Mount as FreezeMount;
 pub use sysinfo::disks::Mount as MountInfo;
@@ -52,7 +52,7 @@ pub fn parse_logind_session(text: &str) -> Option<User> {
 
 /// The base64 decoding of a `file-write` chunk.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    files::io::decode_base64(text).map(|b| b.to_vec())
+    files::encoding::decode(text).map(|b| b.to_vec())
 }
 
 /// Decodes a link message payload (RTM_NEWLINK) as the interface listing does; the

@@ -12,10 +12,12 @@
 //! without waiting for each reply), while other jobs and other lanes run beside them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::memory;
+use crate::sync::{lock, wait, wait_timeout};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -23,15 +25,11 @@ type Job = Box<dyn FnOnce() + Send>;
 /// than this still runs, alone).
 pub const MAX_IN_FLIGHT_BYTES: usize = 256 << 20;
 
-/// How long the pool stays idle after large work before its memory is trimmed:
-/// longer than a host's pause between two chunks of a transfer, whose buffers are
-/// reused in the meantime.
-const TRIM_DELAY: Duration = Duration::from_millis(250);
-
 /// Stack of a worker thread: commands are shallow; serde_json limits recursion.
 const WORKER_STACK: usize = 256 << 10;
 
 /// A bounded, lazily grown pool of worker threads.
+#[derive(Debug)]
 pub struct Pool {
     inner: Arc<Inner>,
 }
@@ -44,8 +42,15 @@ struct Inner {
     room: Condvar,
     max_workers: usize,
     max_in_flight: usize,
-    /// A large request or reply went through since the heap was last trimmed.
-    large: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("max_workers", &self.max_workers)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Names a lane: jobs of the same lane run one at a time, in submission order. The
@@ -69,13 +74,13 @@ struct State {
     idle: usize,
     in_flight: usize,
     bytes: usize,
-    /// An idle worker is waiting out [`TRIM_DELAY`] to trim.
+    /// An idle worker is waiting out [`memory::IDLE`] to trim.
     trimming: bool,
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -89,7 +94,6 @@ impl Pool {
                 room: Condvar::new(),
                 max_workers,
                 max_in_flight: max_in_flight.max(1),
-                large: AtomicBool::new(false),
             }),
         }
     }
@@ -128,7 +132,7 @@ impl Pool {
         while st.in_flight >= inner.max_in_flight
             || (st.bytes > 0 && st.bytes + bytes > MAX_IN_FLIGHT_BYTES)
         {
-            st = inner.room.wait(st).unwrap_or_else(|p| p.into_inner());
+            st = wait(&inner.room, st);
         }
         st.in_flight += 1;
         st.bytes += bytes;
@@ -160,12 +164,6 @@ impl Pool {
         }
     }
 
-    /// Notes that a large request or reply (a transfer chunk) was handled, so memory
-    /// is trimmed once the pool has been idle for a moment.
-    pub fn note_large(&self) {
-        self.inner.large.store(true, Ordering::Relaxed);
-    }
-
     /// Waits until no job is queued or running, at most `timeout`; true if idle.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -175,12 +173,7 @@ impl Pool {
             if left.is_zero() {
                 return false;
             }
-            st = self
-                .inner
-                .room
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            st = wait_timeout(&self.inner.room, st, left).0;
         }
         true
     }
@@ -201,26 +194,20 @@ fn run_worker(inner: &Inner) {
                     break task;
                 }
                 st.idle += 1;
-                if st.in_flight == 0 && !st.trimming && inner.large.load(Ordering::Relaxed) {
+                if st.in_flight == 0 && !st.trimming && memory::trim_due() {
                     // After large work, one idle worker trims the memory once the pool
-                    // has stayed idle for TRIM_DELAY.
+                    // has stayed idle for memory::IDLE.
                     st.trimming = true;
-                    let (guard, wait) = inner
-                        .work
-                        .wait_timeout(st, TRIM_DELAY)
-                        .unwrap_or_else(|p| p.into_inner());
+                    let (guard, timed_out) = wait_timeout(&inner.work, st, memory::IDLE);
                     st = guard;
                     st.trimming = false;
-                    if wait.timed_out()
-                        && st.in_flight == 0
-                        && inner.large.swap(false, Ordering::Relaxed)
-                    {
+                    if timed_out && st.in_flight == 0 {
                         drop(st);
-                        trim();
+                        memory::trim();
                         st = inner.lock();
                     }
                 } else {
-                    st = inner.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st = wait(&inner.work, st);
                 }
                 st.idle -= 1;
             }
@@ -259,18 +246,6 @@ fn finished(inner: &Inner, st: &mut State, bytes: usize) {
     st.in_flight -= 1;
     st.bytes -= bytes;
     inner.room.notify_all();
-}
-
-/// Gives the spare transfer buffer and the heap's free memory back to the kernel once
-/// a burst of large work (transfer chunks, md5 buffers, big listings) is over, so the
-/// agent's RSS returns near its start-up size.
-fn trim() {
-    crate::buffer::release_spare();
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free heap memory; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[cfg(test)]
@@ -376,12 +351,12 @@ mod tests {
 
     #[test]
     fn memory_is_trimmed_once_idle_after_large_work() {
+        let _alone = lock(&memory::TEST_LOCK);
         let pool = Arc::new(Pool::new(2, 8));
-        let p = Arc::clone(&pool);
-        pool.submit(0, move || p.note_large());
+        pool.submit(0, memory::note_large);
         assert!(pool.wait_idle(Duration::from_secs(5)));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while pool.inner.large.load(Ordering::Relaxed) {
+        while memory::trim_due() {
             assert!(Instant::now() < deadline, "never trimmed");
             thread::sleep(Duration::from_millis(10));
         }

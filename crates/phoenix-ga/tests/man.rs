@@ -1,10 +1,10 @@
 //! The man page (packaging/phoenix-ga.8, shipped in the .deb) is generated from the
-//! clap definition in src/config.rs with clap_mangen; this test fails when it is out of
+//! clap definition in src/config/cli.rs with clap_mangen; this test fails when it is out of
 //! date. Regenerate it with `PHOENIX_UPDATE_MAN=1 cargo test -p phoenix-ga --test man`.
 
 // The agent is a binary crate: take its CLI definition from the source file itself.
 #[allow(dead_code)]
-#[path = "../src/config.rs"]
+#[path = "../src/config/cli.rs"]
 mod config;
 
 use std::path::PathBuf;

@@ -25,6 +25,17 @@ impl Tag<'static> {
 }
 
 impl<'a> Tag<'a> {
+    /// A tag from its JSON text: a JSON string literal, quotes included, as
+    /// [`Tag::as_json`] gives it.
+    pub fn from_json(text: Cow<'a, str>) -> Self {
+        Tag(text)
+    }
+
+    /// The JSON text of the tag, quotes included, detached from the tag.
+    pub fn into_json(self) -> Cow<'a, str> {
+        self.0
+    }
+
     /// The JSON text of the tag, quotes included.
     pub fn as_json(&self) -> &str {
         &self.0

@@ -7,13 +7,16 @@
 //!   a length limit).
 //! * [`envelope`]: the request and reply objects around every command.
 //! * [`error`]: the `{"bufb64", "code"}` error body.
-//! * [`types`]: typed arguments and return values of the commands.
+//! * [`command`]: a command's identity (name, dialect, argument and reply types);
+//! * [`types`]: the commands of each family, their arguments and return values.
 
+pub mod command;
 pub mod envelope;
 pub mod error;
 pub mod framing;
 pub mod types;
 
+pub use command::{Command, Dialect, NoArgs};
 pub use envelope::{encode_error, encode_return, parse_reply, parse_request, Reply, Request, Tag};
 pub use error::WireError;
 pub use framing::{Frame, LineFramer};

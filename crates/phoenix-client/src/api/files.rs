@@ -5,13 +5,14 @@
 //! Data travels as bytes here; the base64 of the wire stays inside these methods
 //! (base64-simd: SSSE3/AVX2 when the CPU has them, several times the scalar speed).
 
-use std::borrow::Cow;
 use std::path::Path;
 
+use phoenix_proto::types::files::cmd;
 use phoenix_proto::types::files::{
     DirectoryCreate, DirectoryList, FileChmod, FileChown, FileOpen, FileRead, FileReadResult,
     FileStat, FileWrite, HandleArgs, PathArgs,
 };
+use phoenix_proto::Command as _;
 
 use crate::{Client, ClientError, Pending};
 
@@ -108,7 +109,7 @@ impl Client {
                 obj.remove("perm");
             }
         }
-        self.call("file-open", &args)
+        self.call(cmd::FileOpen::NAME, &args)
     }
 
     /// `file-read`: the next chunk of an open file. `count` (an extension of
@@ -132,7 +133,9 @@ impl Client {
             })?,
             None => raw_args(&HandleArgs { handle_id: handle })?,
         };
-        Ok(PendingChunk(self.send_request("file-read", Some(&args))?))
+        Ok(PendingChunk(
+            self.send_request(cmd::FileRead::NAME, Some(&args))?,
+        ))
     }
 
     /// `file-write`: appends `data`; `eof` closes the handle (phoenix-rs also syncs
@@ -151,15 +154,17 @@ impl Client {
     ) -> Result<PendingWrite<'_>, ClientError> {
         let args = raw_args(&FileWrite {
             handle_id: handle,
-            bufb64: Cow::Owned(base64_simd::STANDARD.encode_to_string(data)),
+            bufb64: base64_simd::STANDARD.encode_to_string(data),
             eof,
         })?;
-        Ok(PendingWrite(self.send_request("file-write", Some(&args))?))
+        Ok(PendingWrite(
+            self.send_request(cmd::FileWrite::NAME, Some(&args))?,
+        ))
     }
 
     /// `file-close`.
     pub fn file_close(&self, handle: u64) -> Result<(), ClientError> {
-        self.true_call("file-close", &HandleArgs { handle_id: handle })
+        self.true_call::<cmd::FileClose>(Some(&HandleArgs { handle_id: handle }))
     }
 
     /// `get-file-md5sum`: lowercase hex. The agent reads the whole file: a large one
@@ -170,7 +175,7 @@ impl Client {
             .timeout
             .map(|t| t.max(std::time::Duration::from_secs(600)));
         self.call_timeout(
-            "get-file-md5sum",
+            cmd::GetFileMd5sum::NAME,
             &PathArgs {
                 path: path.to_path_buf(),
             },
@@ -180,35 +185,26 @@ impl Client {
 
     /// `file-chown`; -1 leaves an id unchanged.
     pub fn file_chown(&self, path: &Path, uid: i64, gid: i64) -> Result<(), ClientError> {
-        self.true_call(
-            "file-chown",
-            &FileChown {
-                path: path.to_path_buf(),
-                uid,
-                gid,
-            },
-        )
+        self.true_call::<cmd::FileChown>(Some(&FileChown {
+            path: path.to_path_buf(),
+            uid,
+            gid,
+        }))
     }
 
     /// `file-chmod`: `perm` as a number (0o755), sent in decimal as the wire wants.
     pub fn file_chmod(&self, path: &Path, perm: u32) -> Result<(), ClientError> {
-        self.true_call(
-            "file-chmod",
-            &FileChmod {
-                path: path.to_path_buf(),
-                perm,
-            },
-        )
+        self.true_call::<cmd::FileChmod>(Some(&FileChmod {
+            path: path.to_path_buf(),
+            perm,
+        }))
     }
 
     /// `file-stat` (lstat: a final symlink is described, not followed).
     pub fn file_stat(&self, path: &Path) -> Result<FileStat, ClientError> {
-        self.call(
-            "file-stat",
-            &PathArgs {
-                path: path.to_path_buf(),
-            },
-        )
+        self.invoke::<cmd::FileStat>(&PathArgs {
+            path: path.to_path_buf(),
+        })
     }
 
     /// `directory-create` (with parents, as `mkdir -p`); `None` leaves the agent's
@@ -224,7 +220,7 @@ impl Client {
                 obj.remove("perm");
             }
         }
-        self.true_call("directory-create", &args)
+        self.true_call::<cmd::DirectoryCreate>(Some(&args))
     }
 
     /// `directory-list`: at most `n` entries (`None`: all), in directory order,
@@ -234,12 +230,9 @@ impl Client {
         path: &Path,
         n: Option<u64>,
     ) -> Result<Vec<FileStat>, ClientError> {
-        self.call(
-            "directory-list",
-            &DirectoryList {
-                path: path.to_path_buf(),
-                n: n.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
-            },
-        )
+        self.invoke::<cmd::DirectoryList>(&DirectoryList {
+            path: path.to_path_buf(),
+            n: n.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+        })
     }
 }

@@ -1,7 +1,8 @@
-//! Typed calls: one method on [`Client`] per agent command, using the argument and
-//! return structs of `phoenix_proto::types`. This module holds the agent's own
-//! commands and what the client learns about the agent; each command family has its
-//! own submodule.
+//! Typed calls: one method on [`Client`] per agent command, built on the commands'
+//! identity in `phoenix_proto::types` (their names, argument and return structs), which
+//! the agent answers from, so the two cannot drift. [`Client::invoke`] calls any
+//! command by its marker type. This module holds the agent's own commands and what the
+//! client learns about the agent; each command family has its own submodule.
 
 pub mod files;
 pub mod freeze;
@@ -9,6 +10,10 @@ pub mod net;
 pub mod system;
 
 use std::sync::Arc;
+
+use phoenix_proto::types::core::cmd::{AgentShutdown, GetCommands, Ping};
+use phoenix_proto::{Command, NoArgs};
+use serde::Serialize;
 
 use crate::{Client, ClientError};
 
@@ -59,35 +64,58 @@ impl AgentInfo {
 }
 
 impl Client {
-    /// `ping`: the agent's version.
+    /// Calls command `C` with its typed arguments; its typed return value.
+    pub fn invoke<C: Command>(&self, args: &C::Args) -> Result<C::Reply, ClientError> {
+        self.call(C::NAME, args)
+    }
+
+    /// Calls command `C` without arguments: the request carries no `arguments` member
+    /// at all, as hosts of the original agent send it.
+    pub fn invoke_no_args<C: Command>(&self) -> Result<C::Reply, ClientError> {
+        self.call_no_args(C::NAME)
+    }
+
+    /// `ping`: the agent's version (or the `ping_command` of the options).
     pub fn ping(&self) -> Result<String, ClientError> {
-        self.call_no_args(self.options().ping_command)
+        match self.options().ping_command {
+            Ping::NAME => self.invoke_no_args::<Ping>(),
+            other => self.call_no_args(other),
+        }
     }
 
     /// `get-commands`: every command name the agent answers.
     pub fn commands(&self) -> Result<Vec<String>, ClientError> {
-        self.call_no_args("get-commands")
+        self.invoke_no_args::<GetCommands>()
     }
 
     /// `agent-shutdown`: the agent replies `true` and exits (its init system restarts
     /// it). The connection is unusable afterwards on a unix-listen socket.
     pub fn agent_shutdown(&self) -> Result<bool, ClientError> {
-        self.call_no_args("agent-shutdown")
+        self.invoke_no_args::<AgentShutdown>()
     }
 
-    /// Calls a command that answers `true` on success; anything else is a protocol
-    /// surprise.
-    pub(crate) fn true_call<A: serde::Serialize + ?Sized>(
+    /// Calls command `C`, which answers `true` on success, with `args` (`None`: no
+    /// `arguments` member); anything but `true` is a protocol surprise.
+    pub(crate) fn true_call<C: Command<Reply = bool>>(
         &self,
-        execute: &str,
-        args: &A,
+        args: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<(), ClientError> {
-        let ok: bool = self.call(execute, args)?;
+        let ok = match args {
+            Some(args) => self.call(C::NAME, args)?,
+            None => self.call_no_args(C::NAME)?,
+        };
         if ok {
             Ok(())
         } else {
-            Err(ClientError::Protocol(format!("{execute} returned false")))
+            Err(ClientError::Protocol(format!("{} returned false", C::NAME)))
         }
+    }
+
+    /// [`Client::true_call`] of a command without arguments.
+    pub(crate) fn true_call_no_args<C: Command<Reply = bool, Args = NoArgs>>(
+        &self,
+    ) -> Result<(), ClientError> {
+        self.true_call::<C>(None::<&NoArgs>)
     }
 
     /// The agent's version and commands, asked once per connection and then cached:

@@ -1,6 +1,9 @@
 //! Network: `get-netifaces`, `ipaddr-add`, `ipaddr-del`, `net-iface-up`,
 //! `net-iface-down`, `get-route-list`, `route-add`, `route-del`.
 
+use phoenix_proto::types::net::cmd::{
+    GetNetifaces, GetRouteList, IpaddrAdd, IpaddrDel, NetIfaceDown, NetIfaceUp, RouteAdd, RouteDel,
+};
 use phoenix_proto::types::net::{IfaceArgs, IpAddrArgs, NetIface, Route, RouteArgs, RouteListArgs};
 
 use crate::{Client, ClientError};
@@ -30,48 +33,45 @@ impl Family {
 impl Client {
     /// `get-netifaces`: every interface with its addresses, in index order.
     pub fn get_netifaces(&self) -> Result<Vec<NetIface>, ClientError> {
-        self.call_no_args("get-netifaces")
+        self.invoke_no_args::<GetNetifaces>()
     }
 
     /// `ipaddr-add`: `ip` in CIDR form (`10.0.0.2/24`).
     pub fn ipaddr_add(&self, ip: &str, ifname: &str) -> Result<(), ClientError> {
-        self.true_call("ipaddr-add", &ip_args(ip, ifname))
+        self.true_call::<IpaddrAdd>(Some(&ip_args(ip, ifname)))
     }
 
     /// `ipaddr-del`: the prefix length must match the address's.
     pub fn ipaddr_del(&self, ip: &str, ifname: &str) -> Result<(), ClientError> {
-        self.true_call("ipaddr-del", &ip_args(ip, ifname))
+        self.true_call::<IpaddrDel>(Some(&ip_args(ip, ifname)))
     }
 
     /// `net-iface-up`.
     pub fn net_iface_up(&self, ifname: &str) -> Result<(), ClientError> {
-        self.true_call("net-iface-up", &iface(ifname))
+        self.true_call::<NetIfaceUp>(Some(&iface(ifname)))
     }
 
     /// `net-iface-down`.
     pub fn net_iface_down(&self, ifname: &str) -> Result<(), ClientError> {
-        self.true_call("net-iface-down", &iface(ifname))
+        self.true_call::<NetIfaceDown>(Some(&iface(ifname)))
     }
 
     /// `get-route-list`: the main table's routes. `arguments` is always sent: the
     /// original agent crashes without it.
     pub fn get_route_list(&self, family: Family) -> Result<Vec<Route>, ClientError> {
-        self.call(
-            "get-route-list",
-            &RouteListArgs {
-                family: family.wire(),
-            },
-        )
+        self.invoke::<GetRouteList>(&RouteListArgs {
+            family: family.wire(),
+        })
     }
 
     /// `route-add`.
     pub fn route_add(&self, route: &RouteArgs) -> Result<(), ClientError> {
-        self.true_call("route-add", route)
+        self.true_call::<RouteAdd>(Some(route))
     }
 
     /// `route-del`: without `scope`, a route of any scope matches (phoenix-rs).
     pub fn route_del(&self, route: &RouteArgs) -> Result<(), ClientError> {
-        self.true_call("route-del", route)
+        self.true_call::<RouteDel>(Some(route))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Contents: round trips through file-write and file-read, the count extension,
 //! base64 rules, get-file-md5sum.
 
-use std::borrow::Cow;
 use std::fs;
 use std::path::Path;
 
@@ -27,7 +26,7 @@ fn upload(c: &Client, path: &Path, data: &[u8], chunk: usize) {
     for (i, part) in chunks.into_iter().enumerate() {
         let args = FileWrite {
             handle_id: h,
-            bufb64: Cow::Owned(STANDARD.encode(part)),
+            bufb64: STANDARD.encode(part),
             eof: i == last,
         };
         assert!(c.call::<_, bool>("file-write", &args).unwrap());

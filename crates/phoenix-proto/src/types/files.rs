@@ -7,7 +7,6 @@
 //! default (plus `count`, our extension, and the booleans `force` / `eof`, whose
 //! absence has always meant false).
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -82,15 +81,13 @@ pub struct FileReadResult {
     pub eof: bool,
 }
 
-/// `file-write` arguments. The data borrows from the request line when it can, so a
-/// large chunk is not copied before it is decoded.
+/// `file-write` arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileWrite<'a> {
+pub struct FileWrite {
     /// A handle `file-open` returned in mode `"w"`.
     pub handle_id: u64,
     /// The bytes to append, standard padded base64.
-    #[serde(borrow)]
-    pub bufb64: Cow<'a, str>,
+    pub bufb64: String,
     /// True on the last chunk: the file is made durable (fsync) and the handle closed.
     #[serde(default)]
     pub eof: bool,
@@ -212,6 +209,36 @@ pub struct Stat {
     pub X__unused: [i64; 3],
 }
 
+/// The files family's commands.
+pub mod cmd {
+    use super::*;
+
+    crate::commands! { Phoenix;
+        /// `file-open`: a new handle.
+        FileOpen = "file-open" (super::FileOpen) -> u64;
+        /// `file-read`: the next chunk; the read that reaches end of file closes the handle.
+        FileRead = "file-read" (super::FileRead) -> FileReadResult;
+        /// `file-write`: appends a chunk; `eof` syncs and closes.
+        FileWrite = "file-write" (super::FileWrite) -> bool;
+        /// `file-close`.
+        FileClose = "file-close" (HandleArgs) -> bool;
+        /// `get-file-md5sum`: lowercase hex.
+        GetFileMd5sum = "get-file-md5sum" (PathArgs) -> String;
+        /// `file-chown`.
+        FileChown = "file-chown" (super::FileChown) -> bool;
+        /// `file-chmod`.
+        FileChmod = "file-chmod" (super::FileChmod) -> bool;
+        /// `file-stat`: lstat of a path.
+        FileStat = "file-stat" (PathArgs) -> super::FileStat;
+        /// `directory-create`: `mkdir -p`.
+        DirectoryCreate = "directory-create" (super::DirectoryCreate) -> bool;
+        /// `directory-list`: the entries, each lstat'ed.
+        DirectoryList = "directory-list" (super::DirectoryList) -> Vec<super::FileStat>;
+        /// `file-rename` (extension): rename(2).
+        FileRename = "file-rename" (super::FileRename) -> bool;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,10 +266,9 @@ mod tests {
     }
 
     #[test]
-    fn write_data_is_borrowed_unless_escaped() {
+    fn write_data_is_unescaped() {
         let w: FileWrite = serde_json::from_str(r#"{"handle_id":1,"bufb64":"QUJD"}"#).unwrap();
-        assert!(matches!(w.bufb64, Cow::Borrowed("QUJD")));
-        assert!(!w.eof);
+        assert_eq!((w.bufb64.as_str(), w.eof), ("QUJD", false));
         let w: FileWrite = serde_json::from_str(r#"{"handle_id":1,"bufb64":"a\/b="}"#).unwrap();
         assert_eq!(w.bufb64, "a/b=");
     }

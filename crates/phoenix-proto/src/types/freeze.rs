@@ -25,6 +25,22 @@ fn present_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, 
     Vec::<String>::deserialize(d).map(Some)
 }
 
+/// The freeze family's commands.
+pub mod cmd {
+    use crate::NoArgs;
+
+    crate::commands! { Phoenix;
+        /// `fs-freeze`: every local filesystem, or the `mountpoints` given.
+        FsFreeze = "fs-freeze" (super::FsFreezeArgs) -> bool;
+        /// `fs-unfreeze`: thaws what `fs-freeze` froze.
+        FsUnfreeze = "fs-unfreeze" (NoArgs) -> bool;
+        /// `get-freeze-status`: whether a freeze is in force.
+        GetFreezeStatus = "get-freeze-status" (NoArgs) -> bool;
+        /// `fs-sync` (extension): sync(2).
+        FsSync = "fs-sync" (NoArgs) -> bool;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,11 @@
-//! Typed arguments and return values of the commands, shared by agent and host.
+//! The commands, one submodule per family: their identity (a `cmd` module of
+//! [`Command`](crate::Command) markers) and their typed arguments and return values,
+//! shared by agent and host.
 //!
-//! Each command family keeps its structs in a submodule. Argument structs ignore
-//! unknown fields (old hosts send some) and default only what the command reference
-//! documents a default for.
+//! Argument structs ignore unknown fields (old hosts send some) and default only what
+//! the command reference documents a default for.
+
+pub mod core;
 pub mod files;
 
 pub mod freeze;

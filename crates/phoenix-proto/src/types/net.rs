@@ -98,6 +98,35 @@ pub struct RouteArgs {
     pub scope: Option<u8>,
 }
 
+/// The network family's commands.
+pub mod cmd {
+    use super::*;
+    use crate::NoArgs;
+
+    crate::commands! { Phoenix;
+        /// `get-netifaces`: every interface with its addresses.
+        GetNetifaces = "get-netifaces" (NoArgs) -> Vec<NetIface>;
+        /// `ipaddr-add`.
+        IpaddrAdd = "ipaddr-add" (IpAddrArgs) -> bool;
+        /// `ipaddr-del`.
+        IpaddrDel = "ipaddr-del" (IpAddrArgs) -> bool;
+        /// `linux-ipaddr-add`: the original's older name of `ipaddr-add`.
+        LinuxIpaddrAdd = "linux-ipaddr-add" (IpAddrArgs) -> bool;
+        /// `linux-ipaddr-del`: the original's older name of `ipaddr-del`.
+        LinuxIpaddrDel = "linux-ipaddr-del" (IpAddrArgs) -> bool;
+        /// `net-iface-up`.
+        NetIfaceUp = "net-iface-up" (IfaceArgs) -> bool;
+        /// `net-iface-down`.
+        NetIfaceDown = "net-iface-down" (IfaceArgs) -> bool;
+        /// `get-route-list`: the main table.
+        GetRouteList = "get-route-list" (RouteListArgs) -> Vec<Route>;
+        /// `route-add`.
+        RouteAdd = "route-add" (RouteArgs) -> bool;
+        /// `route-del`.
+        RouteDel = "route-del" (RouteArgs) -> bool;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,16 @@ pub struct Disk {
     pub size_avail: u64,
 }
 
+/// The system family's commands.
+pub mod cmd {
+    use crate::NoArgs;
+
+    crate::commands! { Phoenix;
+        /// `sysinfo`: the guest's summary.
+        Sysinfo = "sysinfo" (NoArgs) -> super::SysInfo;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,222 @@
+//! Commands: the adapters between a wire command and the operations it runs.
+//!
+//! A command is a [`phoenix_proto::Command`] marker (its name, dialect, argument and
+//! reply types, shared with the client) on which its family implements [`Command`]:
+//! where it runs, whether it may run while the filesystems are frozen, and what it
+//! does with its typed arguments. The family lists its commands with [`entry`]; the
+//! dispatcher sees only the type-erased [`Entry`] and the [`Job`] its arguments were
+//! parsed into, once, on the thread that read the request.
+
+use std::any::TypeId;
+
+use phoenix_proto::{Dialect, NoArgs};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::agent::Agent;
+use crate::error::Error;
+pub use crate::reply::Value;
+
+/// What a command returns: the `return` value, or an error.
+pub type Outcome = Result<Value, Error>;
+
+/// Where a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// On the reader thread, before the next request is read. For commands that
+    /// finish in microseconds and never block.
+    Inline,
+    /// On the worker pool, concurrently with other requests.
+    Pool,
+    /// On the worker pool, after the connection's earlier requests with the same
+    /// [`Command::order_key`] have finished: a host may send a handle's reads or
+    /// writes without waiting for each reply, and they still happen in the order it
+    /// sent them. When nothing of that order is pending, [`Command::try_now`] may
+    /// answer on the reader thread first, which saves the hand-off to a worker.
+    Ordered,
+}
+
+/// A wire command the agent answers. Implemented by a family on the command's
+/// [`phoenix_proto::Command`] marker.
+pub trait Command: phoenix_proto::Command {
+    /// Where it runs.
+    const RUN: Run;
+    /// Whether it may run while the filesystems are frozen (only commands that cannot
+    /// touch a disk, or that must be able to end a freeze).
+    const WHILE_FROZEN: bool;
+
+    /// Runs the command.
+    fn run(agent: &Agent, args: Self::Args) -> Outcome;
+
+    /// [`Run::Ordered`]: the key whose requests run in order (a handle). `None` runs
+    /// this request without waiting for any other (a handle that is not open: it
+    /// fails at once, even while an earlier request on that number is stuck).
+    fn order_key(_agent: &Agent, _args: &Self::Args) -> Option<u64> {
+        None
+    }
+
+    /// [`Run::Ordered`]: an attempt to finish on the reader thread without blocking;
+    /// `None` when it would have to wait (for a disk, a lock), and the request then
+    /// goes to the pool. It must leave no trace when it gives up.
+    fn try_now(_agent: &Agent, _args: &Self::Args) -> Option<Outcome> {
+        None
+    }
+}
+
+/// A request whose arguments have been parsed, ready to run.
+pub trait Job: Send {
+    /// See [`Command::order_key`].
+    fn order_key(&self, agent: &Agent) -> Option<u64>;
+    /// See [`Command::try_now`].
+    fn try_now(&self, agent: &Agent) -> Option<Outcome>;
+    /// See [`Command::run`].
+    fn run(self: Box<Self>, agent: &Agent) -> Outcome;
+}
+
+/// The typed arguments of a command `C`.
+struct Parsed<C: Command>(C::Args);
+
+impl<C: Command> Job for Parsed<C> {
+    fn order_key(&self, agent: &Agent) -> Option<u64> {
+        C::order_key(agent, &self.0)
+    }
+
+    fn try_now(&self, agent: &Agent) -> Option<Outcome> {
+        C::try_now(agent, &self.0)
+    }
+
+    fn run(self: Box<Self>, agent: &Agent) -> Outcome {
+        C::run(agent, self.0)
+    }
+}
+
+/// One line of the command table: a [`Command`] with its type erased.
+#[derive(Debug)]
+pub struct Entry {
+    /// The name the host sends in `execute`.
+    pub name: &'static str,
+    /// The dialect that offers it.
+    pub dialect: Dialect,
+    /// Where it runs.
+    pub run: Run,
+    /// Whether it may run while the filesystems are frozen.
+    pub while_frozen: bool,
+    parse: fn(Option<&RawValue>) -> Result<Box<dyn Job>, Error>,
+}
+
+impl Entry {
+    /// Parses a request's `arguments` (absent or `null`: `None`) into a job.
+    pub fn parse(&self, raw: Option<&RawValue>) -> Result<Box<dyn Job>, Error> {
+        (self.parse)(raw)
+    }
+}
+
+/// The table line of command `C`.
+pub const fn entry<C: Command>() -> Entry {
+    Entry {
+        name: C::NAME,
+        dialect: C::DIALECT,
+        run: C::RUN,
+        while_frozen: C::WHILE_FROZEN,
+        parse: parse_job::<C>,
+    }
+}
+
+fn parse_job<C: Command>(raw: Option<&RawValue>) -> Result<Box<dyn Job>, Error> {
+    Ok(Box::new(Parsed::<C>(parse_args(raw)?)))
+}
+
+/// Arguments longer than this are checked to fit in memory before they are parsed.
+const LARGE_ARGUMENTS: usize = 1 << 20;
+
+/// Decodes `arguments` into `T`. Absent arguments decode as `{}`, so fields with a
+/// documented default get it and required fields are reported missing; unknown fields
+/// are ignored. A command without arguments ([`NoArgs`]) takes whatever it is sent.
+pub fn parse_args<T: DeserializeOwned + 'static>(raw: Option<&RawValue>) -> Result<T, Error> {
+    let text = raw.map_or("{}", RawValue::get);
+    if TypeId::of::<T>() != TypeId::of::<NoArgs>() && !text.trim_start().starts_with('{') {
+        return Err(Error::invalid("\"arguments\" must be a JSON object"));
+    }
+    if text.len() > LARGE_ARGUMENTS {
+        // Parsing copies the large strings (a file-write chunk) out of the line: a
+        // request that does not fit in memory twice gets ENOMEM instead of aborting
+        // the agent.
+        let mut probe = Vec::<u8>::new();
+        probe.try_reserve_exact(text.len()).map_err(|_| {
+            Error::errno(
+                nix::errno::Errno::ENOMEM,
+                format!("arguments of {} bytes do not fit in memory", text.len()),
+            )
+        })?;
+    }
+    serde_json::from_str(text).map_err(|e| Error::invalid(strip_position(&e.to_string())))
+}
+
+/// serde_json ends messages with " at line 1 column 57"; on a one-line request that
+/// says nothing to the host.
+fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
+}
+
+/// The return value of command `C`, serialised from the reply type its identity
+/// declares.
+pub fn reply<C: phoenix_proto::Command>(value: &C::Reply) -> Outcome {
+    serde_json::value::to_raw_value(value)
+        .map(Value::Json)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct A {
+        path: String,
+        #[serde(default = "default_perm")]
+        perm: u32,
+    }
+
+    fn default_perm() -> u32 {
+        420
+    }
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn decodes_with_defaults_and_ignores_unknown_fields() {
+        let r = raw(r#"{"path":"/x","extra":[1]}"#);
+        let a: A = parse_args(Some(&r)).unwrap();
+        assert_eq!((a.path.as_str(), a.perm), ("/x", 420));
+    }
+
+    #[test]
+    fn names_the_problem() {
+        let e = parse_args::<A>(None).unwrap_err();
+        assert_eq!(e.message(), "invalid arguments: missing field `path`");
+        let r = raw(r#"{"path":"/x","perm":"420"}"#);
+        let e = parse_args::<A>(Some(&r)).unwrap_err();
+        assert!(
+            e.message().contains("invalid type: string \"420\""),
+            "{}",
+            e.message()
+        );
+        let r = raw("[1]");
+        let e = parse_args::<A>(Some(&r)).unwrap_err();
+        assert!(e.message().ends_with("\"arguments\" must be a JSON object"));
+        assert_eq!(e.code(), -1);
+    }
+
+    #[test]
+    fn no_args_takes_anything() {
+        for text in ["[1]", "7", "{\"x\":1}"] {
+            assert!(parse_args::<NoArgs>(Some(&raw(text))).is_ok());
+        }
+        assert!(parse_args::<NoArgs>(None).is_ok());
+    }
+}

@@ -1,0 +1,57 @@
+//! Files and directories: the table of open handles and the operations on files
+//! ([`io`]: open, read, write, close, MD5; [`meta`]: stat, chown, chmod, rename, mkdir,
+//! list), and the Phoenix commands over them ([`phoenix`]).
+//!
+//! Errors carry the errno of the failing call and name the path.
+
+pub(crate) mod encoding;
+mod handles;
+pub mod io;
+mod meta;
+mod phoenix;
+
+use phoenix_proto::types::files::cmd;
+
+use super::{Family, Setup};
+use crate::command::{entry, Entry};
+use crate::error::Error;
+use handles::Handles;
+
+/// The files family: its open handles.
+#[derive(Debug)]
+pub struct Files {
+    handles: Handles,
+}
+
+impl Files {
+    /// A family allowing `--max-handles` open handles.
+    pub fn new(setup: &Setup<'_>) -> Self {
+        Self {
+            handles: Handles::new(setup.config.max_handles),
+        }
+    }
+
+    /// Succeeds if handle `id` is open; EBADF otherwise.
+    pub fn check_open(&self, id: u64) -> Result<(), Error> {
+        self.handles.get(id).map(drop)
+    }
+}
+
+impl Family for Files {
+    fn commands(&self) -> &'static [Entry] {
+        static COMMANDS: [Entry; 11] = [
+            entry::<cmd::FileOpen>(),
+            entry::<cmd::FileRead>(),
+            entry::<cmd::FileWrite>(),
+            entry::<cmd::FileClose>(),
+            entry::<cmd::GetFileMd5sum>(),
+            entry::<cmd::FileChown>(),
+            entry::<cmd::FileChmod>(),
+            entry::<cmd::FileStat>(),
+            entry::<cmd::DirectoryCreate>(),
+            entry::<cmd::DirectoryList>(),
+            entry::<cmd::FileRename>(),
+        ];
+        &COMMANDS
+    }
+}
