@@ -90,6 +90,9 @@ impl<C: Command> Job for Parsed<C> {
     }
 }
 
+/// Parses a request's raw `arguments` into the job of one command.
+type Parse = fn(Option<&RawValue>) -> Result<Box<dyn Job>, Error>;
+
 /// One line of the command table: a [`Command`] with its type erased.
 #[derive(Debug)]
 pub struct Entry {
@@ -101,7 +104,7 @@ pub struct Entry {
     pub run: Run,
     /// Whether it may run while the filesystems are frozen.
     pub while_frozen: bool,
-    parse: fn(Option<&RawValue>) -> Result<Box<dyn Job>, Error>,
+    parse: Parse,
 }
 
 impl Entry {
