@@ -262,8 +262,11 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i]
+    let last = sorted.len() - 1;
+    // A rank within 0..=last, so the cast neither truncates nor loses a sign.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let i = (last as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted[i.min(last)]
 }
 
 /// Creates a file of `size` pseudo-random bytes (cheap xorshift, not compressible).

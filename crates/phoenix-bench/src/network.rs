@@ -240,7 +240,9 @@ impl Netns {
             .sum();
         let mut batch = String::new();
         for i in 0..total.saturating_sub(existing) {
-            let dst = std::net::Ipv4Addr::from(0xac10_0000u32 + i as u32);
+            let dst = std::net::Ipv4Addr::from(
+                0xac10_0000u32 + u32::try_from(i).expect("fewer than 2^20 routes"),
+            );
             batch += &format!("route add {dst}/32 dev a{}\n", i % pairs);
         }
         self.batch(&batch);

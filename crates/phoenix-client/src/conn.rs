@@ -64,6 +64,15 @@ pub struct Client {
     info: Mutex<Option<Arc<AgentInfo>>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("prefix", &self.prefix)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Tags whose callers are still waiting.
@@ -351,6 +360,7 @@ enum Read {
 
 /// A request sent with [`Client::send_request`] whose reply has not been taken yet.
 /// Dropping it abandons the reply (it is discarded when it comes).
+#[derive(Debug)]
 #[must_use = "the reply is lost unless waited for"]
 pub struct Pending<'c> {
     client: &'c Client,

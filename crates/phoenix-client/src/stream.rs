@@ -274,7 +274,7 @@ mod tests {
     fn lines_split_anyhow_come_back_whole() {
         let (mut w, mut r) = pair();
         let big: Vec<u8> = (0..6 * READ_CHUNK + 5)
-            .map(|i| b'a' + (i % 26) as u8)
+            .map(|i| b'a' + u8::try_from(i % 26).unwrap())
             .collect();
         let writer = std::thread::spawn(move || {
             w.write_all(b"one\r\ntw").unwrap();

@@ -218,7 +218,7 @@ impl Client {
                 .file_stat(guest)
                 .ok()
                 .filter(|s| s.stat.Mode & 0o170000 == 0o100000)
-                .map(|s| s.stat.Size.max(0) as u64);
+                .map(|s| u64::try_from(s.stat.Size).unwrap_or(0));
             if let (Some(size), Some(limit)) = (size, limit) {
                 if size > limit {
                     return Err(ClientError::TooLarge {
@@ -229,7 +229,7 @@ impl Client {
             }
             progress.start(size);
             let in_flight = if self.info()?.ordered_io() {
-                window(count.map_or(SMALL_CHUNK, |c| c as usize))
+                window(count.map_or(SMALL_CHUNK, |c| usize::try_from(c).unwrap_or(usize::MAX)))
             } else {
                 1
             };

@@ -360,14 +360,14 @@ mod tests {
     fn modes_and_owners() {
         assert_eq!(parse_mode("644"), Ok(0o644));
         assert_eq!(parse_mode("4755"), Ok(0o4755));
-        assert!(parse_mode("8").is_err());
-        assert!(parse_mode("u+x").is_err());
-        assert!(parse_mode("17777").is_err());
+        parse_mode("8").unwrap_err();
+        parse_mode("u+x").unwrap_err();
+        parse_mode("17777").unwrap_err();
         assert_eq!(parse_owner("1000:100"), Ok((1000, 100)));
         assert_eq!(parse_owner("1000"), Ok((1000, -1)));
         assert_eq!(parse_owner(":100"), Ok((-1, 100)));
-        assert!(parse_owner("root:root").is_err());
-        assert!(parse_owner(":").is_err());
+        parse_owner("root:root").unwrap_err();
+        parse_owner(":").unwrap_err();
     }
 
     #[test]

@@ -109,7 +109,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(names(&r), ["ping", "get-commands"]);
-        assert!(r.find(Dialect::Phoenix, "ping").is_ok());
+        r.find(Dialect::Phoenix, "ping").unwrap();
         let e = r.find(Dialect::Phoenix, "agent-shutdown").unwrap_err();
         assert_eq!(e.message(), "command \"agent-shutdown\" has been disabled");
         let e = r.find(Dialect::Phoenix, "nope").unwrap_err();

@@ -176,7 +176,9 @@ mod tests {
 
     #[test]
     fn parts_are_written_whole_and_in_order() {
-        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let data: Vec<u8> = (0..1_000_003u32)
+            .map(|i| (i * 31 + i / 7).to_le_bytes()[0])
+            .collect();
         let big_text = vec![b'x'; GATHER + 1];
         for len in [0, 1, 2, 3, PIECE - 1, PIECE, PIECE + 1, 200_000, data.len()] {
             let parts = [

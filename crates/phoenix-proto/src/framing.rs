@@ -1,6 +1,6 @@
 //! Splits the agent's input byte stream into request lines.
 //!
-//! Rules (PROTOCOL.md and QEMU's guest-agent convention):
+//! Rules (docs/commands/core.md, and QEMU's guest-agent convention):
 //! * a line ends with LF; a CR before it is dropped, so CRLF and LF both work;
 //! * the byte 0xFF drops whatever partial line came before it, so a host that lost
 //!   track of the stream can resynchronise;

@@ -44,6 +44,7 @@ pub struct Chunk {
 }
 
 /// A `file-read` in flight.
+#[derive(Debug)]
 #[must_use = "the reply is lost unless waited for"]
 pub struct PendingChunk<'c>(Pending<'c>);
 
@@ -62,6 +63,7 @@ impl PendingChunk<'_> {
 }
 
 /// A `file-write` in flight.
+#[derive(Debug)]
 #[must_use = "the reply is lost unless waited for"]
 pub struct PendingWrite<'c>(Pending<'c>);
 

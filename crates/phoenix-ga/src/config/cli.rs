@@ -205,6 +205,6 @@ mod tests {
     #[test]
     fn rejects_zero_workers() {
         let v = normalize_args(["x", "--max-workers", "0"].map(String::from));
-        assert!(Cli::try_parse_from(v).is_err());
+        Cli::try_parse_from(v).unwrap_err();
     }
 }

@@ -259,10 +259,10 @@ mod tests {
 
     #[test]
     fn required_fields_are_required() {
-        assert!(serde_json::from_str::<FileChmod>(r#"{"path":"/f"}"#).is_err());
-        assert!(serde_json::from_str::<FileWrite>(r#"{"handle_id":1}"#).is_err());
-        assert!(serde_json::from_str::<HandleArgs>("{}").is_err());
-        assert!(serde_json::from_str::<FileChown>(r#"{"path":"/f","uid":"0"}"#).is_err());
+        serde_json::from_str::<FileChmod>(r#"{"path":"/f"}"#).unwrap_err();
+        serde_json::from_str::<FileWrite>(r#"{"handle_id":1}"#).unwrap_err();
+        serde_json::from_str::<HandleArgs>("{}").unwrap_err();
+        serde_json::from_str::<FileChown>(r#"{"path":"/f","uid":"0"}"#).unwrap_err();
     }
 
     #[test]

@@ -58,7 +58,7 @@ mod tests {
             e.starts_with("invalid type: null, expected a sequence"),
             "{e}"
         );
-        assert!(parse(r#"{"mountpoints": "/x"}"#).is_err());
+        parse(r#"{"mountpoints": "/x"}"#).unwrap_err();
         assert_eq!(
             parse(r#"{"mountpoints": ["/a", "/b"]}"#)
                 .unwrap()

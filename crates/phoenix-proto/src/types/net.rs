@@ -145,10 +145,8 @@ mod tests {
             (a.src.as_deref(), a.gateway, a.scope),
             (Some(""), None, None)
         );
-        assert!(serde_json::from_str::<RouteArgs>(r#"{"ifname":"e"}"#).is_err());
-        assert!(
-            serde_json::from_str::<RouteArgs>(r#"{"ifname":"e","dst":"x","scope":256}"#).is_err()
-        );
+        serde_json::from_str::<RouteArgs>(r#"{"ifname":"e"}"#).unwrap_err();
+        serde_json::from_str::<RouteArgs>(r#"{"ifname":"e","dst":"x","scope":256}"#).unwrap_err();
     }
 
     #[test]

@@ -385,7 +385,9 @@ mod tests {
 
     #[test]
     fn a_chunk_is_full_unless_it_ends_the_file() {
-        let data: Vec<u8> = (0..200_007).map(|i| (i * 7 + i / 251) as u8).collect();
+        let data: Vec<u8> = (0..200_007u32)
+            .map(|i| (i * 7 + i / 251).to_le_bytes()[0])
+            .collect();
         for count in [4096, 65_535, 65_536, 200_006, 200_007, 200_008] {
             let (_f, file) = file_with(&data);
             let mut back = Vec::new();

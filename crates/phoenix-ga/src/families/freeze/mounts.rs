@@ -97,7 +97,7 @@ fn skipped_device(source: &str, resolved: &str) -> bool {
             .any(|s| s.starts_with("/dev/loop") || s.starts_with("/dev/dm-"))
 }
 
-/// The default selection of `fs-freeze` (PROTOCOL.md): every mount whose source is a
+/// The default selection of `fs-freeze` (docs/commands/freeze.md): every mount whose source is a
 /// path, except network filesystems, loop and device-mapper sources, once per source
 /// device (the first mount of a device wins: bind mounts and btrfs subvolumes share
 /// one superblock, which takes one freeze). In freeze order (see [`freeze_order`]).

@@ -225,7 +225,7 @@ mod tests {
         assert_eq!((link.index, link.name.as_str()), (7, "eth7"));
         assert_eq!(link.flags, LinkFlags::Up | LinkFlags::Broadcast);
         assert_eq!(hwaddr(link.kind, &link.hwaddr), "02:00:00:00:00:07");
-        assert!(parse_link(0, &bytes[..10]).is_err());
+        parse_link(0, &bytes[..10]).unwrap_err();
     }
 
     #[test]

@@ -286,7 +286,7 @@ mod tests {
     fn reads_the_extended_ack_reason() {
         let mut echoed = vec![0u8; NLMSG_HDRLEN];
         let text = b"Nexthop has invalid gateway\0";
-        let nla_len = (4 + text.len()) as u16;
+        let nla_len = u16::try_from(4 + text.len()).unwrap();
         echoed.extend_from_slice(&nla_len.to_ne_bytes());
         echoed.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
         echoed.extend_from_slice(text);

@@ -419,8 +419,8 @@ mod tests {
         assert_eq!(e, "src 10.0.0.1 is IPv4 but dst fd00::/64 is IPv6");
         let e = RouteSpec::parse(&args("default", Some("10.0.0.1"), Some("fd00::2"))).unwrap_err();
         assert!(e.starts_with("src fd00::2 is IPv6"), "{e}");
-        assert!(RouteSpec::parse(&args("10.0.0.1", None, None)).is_err());
-        assert!(RouteSpec::parse(&args("10.0.0.0/8", Some("nope"), None)).is_err());
+        RouteSpec::parse(&args("10.0.0.1", None, None)).unwrap_err();
+        RouteSpec::parse(&args("10.0.0.0/8", Some("nope"), None)).unwrap_err();
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn uname() -> Result<Uname, Error> {
 /// 64-bit kernel says 32. The agent is built for the guest's userland, so the width of
 /// its own C `long` is the same fact, with no process to start.
 pub fn long_bit() -> u32 {
-    8 * std::mem::size_of::<libc::c_long>() as u32
+    libc::c_long::BITS
 }
 
 /// The figures of sysinfo(2), converted to the reply's units.

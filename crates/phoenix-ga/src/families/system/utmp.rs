@@ -59,7 +59,7 @@ fn text(field: &[libc::c_char]) -> String {
     let bytes: Vec<u8> = field
         .iter()
         .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
+        .map(|&c| c.to_ne_bytes()[0])
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -74,7 +74,7 @@ impl Seconds for i32 {
     /// glibc 2.40 and later read the 32-bit field as unsigned so that the file keeps
     /// working past 2038, and so do we.
     fn epoch(self) -> i64 {
-        i64::from(self as u32)
+        i64::from(u32::from_ne_bytes(self.to_ne_bytes()))
     }
 }
 
@@ -89,7 +89,7 @@ impl Seconds for i64 {
 pub fn record(kind: i16, line: &str, user: &str, host: &str, sec: u32) -> Vec<u8> {
     fn put(field: &mut [libc::c_char], s: &str) {
         for (d, &b) in field.iter_mut().zip(s.as_bytes()) {
-            *d = b as libc::c_char;
+            *d = libc::c_char::from_ne_bytes([b]);
         }
     }
     // SAFETY: all-zero bytes are a valid `utmpx` (integers and byte arrays only).
@@ -100,7 +100,11 @@ pub fn record(kind: i16, line: &str, user: &str, host: &str, sec: u32) -> Vec<u8
     put(&mut r.ut_id, "ts/0");
     put(&mut r.ut_user, user);
     put(&mut r.ut_host, host);
-    r.ut_tv.tv_sec = sec as _;
+    // The raw 32-bit pattern, also past 2038 (x86-64 keeps a 32-bit field here).
+    #[allow(clippy::cast_possible_wrap)]
+    {
+        r.ut_tv.tv_sec = sec as _;
+    }
     r.ut_tv.tv_usec = 123456;
     r.ut_addr_v6 = [0x0700_000a, 0, 0, 0];
     // SAFETY: `r` is a live value of RECORD bytes; viewing it as bytes is always valid
