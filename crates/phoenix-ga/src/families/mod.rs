@@ -1,6 +1,6 @@
 //! The command families, one folder each: the family's state and operations (typed
-//! Rust, no JSON), and the adapters of its wire commands. [`build`] is where a family
-//! is registered: one line each.
+//! Rust, no JSON), and the adapters of its wire commands. The [`families!`] list at
+//! the end is where a family is registered: one line each.
 
 use std::any::Any;
 use std::io;
@@ -10,12 +10,6 @@ use crate::agent::Agent;
 use crate::command::Entry;
 use crate::config::Cli;
 use crate::gate::Gate;
-
-pub mod core;
-pub mod files;
-pub mod freeze;
-pub mod net;
-pub mod system;
 
 /// What a family is given when the agent is built.
 #[derive(Debug)]
@@ -28,6 +22,11 @@ pub struct Setup<'a> {
 
 /// A command family: its state, its commands and its hooks.
 pub trait Family: Any + Send + Sync {
+    /// The family's state when the agent starts.
+    fn new(setup: &Setup<'_>) -> Self
+    where
+        Self: Sized;
+
     /// The family's commands, in the order `get-commands` lists them.
     fn commands(&self) -> &'static [Entry];
 
@@ -79,13 +78,25 @@ impl Families {
     }
 }
 
-/// Builds every family. The order is the order of `get-commands`.
-pub fn build(setup: &Setup<'_>) -> Families {
-    let mut families = Families::default();
-    families.add(core::Core);
-    families.add(files::Files::new(setup));
-    families.add(system::System::default());
-    families.add(net::Net::default());
-    families.add(freeze::Freeze::new(setup));
-    families
+/// Declares the family modules and [`build`], which makes them in this order.
+macro_rules! families {
+    ($($module:ident :: $family:ident,)*) => {
+        $(pub mod $module;)*
+
+        /// Builds every family. The order is the order of `get-commands`.
+        pub fn build(setup: &Setup<'_>) -> Families {
+            let mut families = Families::default();
+            $(families.add(<$module::$family as Family>::new(setup));)*
+            families
+        }
+    };
+}
+
+// Every family: its folder and its type, in the order `get-commands` lists them.
+families! {
+    core::Core,
+    files::Files,
+    system::System,
+    net::Net,
+    freeze::Freeze,
 }

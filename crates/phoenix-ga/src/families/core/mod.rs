@@ -4,7 +4,7 @@
 use phoenix_proto::types::core::cmd::{AgentShutdown, GetCommands, Ping};
 use phoenix_proto::{Dialect, NoArgs};
 
-use super::Family;
+use super::{Family, Setup};
 use crate::agent::Agent;
 use crate::command::{entry, reply, Command, Entry, Outcome, Run};
 
@@ -13,6 +13,10 @@ use crate::command::{entry, reply, Command, Entry, Outcome, Run};
 pub struct Core;
 
 impl Family for Core {
+    fn new(_: &Setup<'_>) -> Self {
+        Core
+    }
+
     fn commands(&self) -> &'static [Entry] {
         static COMMANDS: [Entry; 3] = [
             entry::<Ping>(),

@@ -24,13 +24,6 @@ pub struct Files {
 }
 
 impl Files {
-    /// A family allowing `--max-handles` open handles.
-    pub fn new(setup: &Setup<'_>) -> Self {
-        Self {
-            handles: Handles::new(setup.config.max_handles),
-        }
-    }
-
     /// Succeeds if handle `id` is open; EBADF otherwise.
     pub fn check_open(&self, id: u64) -> Result<(), Error> {
         self.handles.get(id).map(drop)
@@ -38,6 +31,13 @@ impl Files {
 }
 
 impl Family for Files {
+    /// A family allowing `--max-handles` open handles.
+    fn new(setup: &Setup<'_>) -> Self {
+        Self {
+            handles: Handles::new(setup.config.max_handles),
+        }
+    }
+
     fn commands(&self) -> &'static [Entry] {
         static COMMANDS: [Entry; 11] = [
             entry::<cmd::FileOpen>(),

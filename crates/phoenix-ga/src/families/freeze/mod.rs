@@ -43,19 +43,6 @@ pub struct Freeze {
 }
 
 impl Freeze {
-    /// The family of an agent, keeping its marker in `--state-dir` and thawing by itself
-    /// after `--freeze-timeout`; it is the one that closes the frozen gate.
-    pub fn new(setup: &Setup<'_>) -> Self {
-        let config = setup.config;
-        Self {
-            freezer: Freezer::new(
-                &config.state_dir,
-                config.freeze_timeout,
-                Arc::clone(setup.gate),
-            ),
-        }
-    }
-
     /// The freezer (tests of the paths the wire cannot reach).
     #[cfg(test)]
     pub fn freezer(&self) -> &Freezer {
@@ -96,6 +83,19 @@ impl Freeze {
 }
 
 impl Family for Freeze {
+    /// The family of an agent, keeping its marker in `--state-dir` and thawing by itself
+    /// after `--freeze-timeout`; it is the one that closes the frozen gate.
+    fn new(setup: &Setup<'_>) -> Self {
+        let config = setup.config;
+        Self {
+            freezer: Freezer::new(
+                &config.state_dir,
+                config.freeze_timeout,
+                Arc::clone(setup.gate),
+            ),
+        }
+    }
+
     fn commands(&self) -> &'static [Entry] {
         static COMMANDS: [Entry; 4] = [
             entry::<cmd::FsFreeze>(),

@@ -15,7 +15,7 @@ use std::io;
 use netlink_packet_route::AddressFamily;
 use phoenix_proto::types::net::{cmd, NetIface, Route};
 
-use super::Family;
+use super::{Family, Setup};
 use crate::command::{entry, Entry};
 use crate::error::{Context, Error};
 
@@ -40,6 +40,10 @@ pub struct Net {
 }
 
 impl Family for Net {
+    fn new(_: &Setup<'_>) -> Self {
+        Self::default()
+    }
+
     fn commands(&self) -> &'static [Entry] {
         static COMMANDS: [Entry; 10] = [
             entry::<cmd::GetNetifaces>(),

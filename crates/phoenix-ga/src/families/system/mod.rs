@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use phoenix_proto::types::system::{cmd, Disk, SysInfo, User};
 
-use super::Family;
+use super::{Family, Setup};
 use crate::command::{entry, Entry};
 use crate::error::Error;
 
@@ -32,6 +32,10 @@ pub struct System {
 }
 
 impl Family for System {
+    fn new(_: &Setup<'_>) -> Self {
+        Self::default()
+    }
+
     fn commands(&self) -> &'static [Entry] {
         static COMMANDS: [Entry; 1] = [entry::<cmd::Sysinfo>()];
         &COMMANDS
