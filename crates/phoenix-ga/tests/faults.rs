@@ -3,7 +3,6 @@
 //! descriptor exhaustion, and arguments of every wrong type and size. Each test checks
 //! what the OS shows afterwards, not only the replies.
 
-mod common;
 mod faults_support;
 
 use std::fs;
@@ -12,14 +11,18 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{err, ret, RawConn, TestAgent};
-use common::{md5_of, random_bytes};
 use faults_support::*;
+use phoenix_testkit::{
+    b64, call, err, fails, md5_of, ok, path_str as s, random_bytes, ret, unb64, Launch, RawConn,
+    MIB,
+};
 use serde_json::json;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 
 #[test]
 fn signal_storm_during_transfers_and_sysinfo() {
-    let mut agent = TestAgent::unix(&[]);
+    let mut agent = Launch::new(AGENT).start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.bin");
     let dst = dir.path().join("dst.bin");
@@ -93,7 +96,7 @@ fn signal_storm_during_transfers_and_sysinfo() {
 
 #[test]
 fn host_vanishing_mid_reply_leaves_a_clean_stream_and_the_handle() {
-    let mut agent = TestAgent::unix(&[]);
+    let mut agent = Launch::new(AGENT).start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.bin");
     let data = random_bytes(37 * MIB, 0xdead);
@@ -148,7 +151,7 @@ fn host_vanishing_mid_reply_leaves_a_clean_stream_and_the_handle() {
 
 #[test]
 fn host_vanishing_mid_request_executes_nothing() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("up.bin");
     let data = random_bytes(8 * MIB, 0xabc);
@@ -183,7 +186,7 @@ fn host_vanishing_mid_request_executes_nothing() {
 #[test]
 fn disk_full_gives_enospc_keeps_the_bytes_and_the_handle() {
     let fsys = LoopExt4::new(2 * MIB as u64);
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let path = fsys.mnt.join("fill.bin");
     let data = random_bytes(8 * MIB, 0xf11);
@@ -232,7 +235,7 @@ fn disk_full_gives_enospc_keeps_the_bytes_and_the_handle() {
 
 #[test]
 fn truncated_file_reads_eof_and_a_deleted_one_stays_readable() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let dir = tempfile::tempdir().unwrap();
     let data = random_bytes(MIB, 7);
@@ -298,7 +301,7 @@ fn truncated_file_reads_eof_and_a_deleted_one_stays_readable() {
 
 #[test]
 fn directory_removed_between_and_during_listing() {
-    let mut agent = TestAgent::unix(&[]);
+    let mut agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let dir = tempfile::tempdir().unwrap();
 
@@ -311,7 +314,7 @@ fn directory_removed_between_and_during_listing() {
     fs::remove_dir_all(&d).unwrap();
     let (msg, code) = fails(&mut c, "directory-list", json!({"path": s(&d)}));
     assert_eq!(code, 2, "{msg}");
-    assert!(msg.contains(&s(&d)), "{msg}");
+    assert!(msg.contains(s(&d)), "{msg}");
 
     // Replaced by a file: ENOTDIR.
     fs::write(&d, b"x").unwrap();
@@ -354,9 +357,9 @@ fn directory_removed_between_and_during_listing() {
 
 #[test]
 fn descriptor_exhaustion_gives_emfile_and_recovers() {
-    let mut cmd = Command::new("prlimit");
-    cmd.args(["--nofile=32:32", "--"]);
-    let mut agent = TestAgent::unix_with(cmd, &[]);
+    let mut agent = Launch::new(AGENT)
+        .wrapper(&["prlimit", "--nofile=32:32", "--"])
+        .start(&[]);
     let mut c = agent.raw();
     ping(&mut c, "start");
     settle_sockets(agent.pid());
@@ -375,7 +378,7 @@ fn descriptor_exhaustion_gives_emfile_and_recovers() {
     };
     assert_eq!(code, 24, "{msg}");
     assert!(msg.contains("Too many open files"), "{msg}");
-    assert!(msg.contains(&s(&f)), "not the OS's EMFILE: {msg}");
+    assert!(msg.contains(s(&f)), "not the OS's EMFILE: {msg}");
     assert!(handles.len() >= 5, "only {} handles", handles.len());
     let (msg, code) = fails(&mut c, "get-file-md5sum", json!({"path": s(&f)}));
     assert_eq!(code, 24, "{msg}");
@@ -424,9 +427,9 @@ fn descriptor_exhaustion_gives_emfile_and_recovers() {
 fn wrong_types_and_sizes_for_every_argument_of_every_command() {
     // In a network namespace of its own: route-add, ipaddr-add, net-iface-down are sent.
     let state = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "--"]);
-    let mut agent = TestAgent::unix_with(cmd, &["--state-dir", &s(state.path())]);
+    let mut agent = Launch::new(AGENT)
+        .wrapper(&["unshare", "-n", "--"])
+        .start(&["--state-dir", s(state.path())]);
     let mut c = agent.raw();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
@@ -685,9 +688,9 @@ fn wrong_types_and_sizes_for_every_argument_of_every_command() {
 #[test]
 // Regression: serve_client used to dup the socket and dropped this client at EMFILE.
 fn client_connecting_during_descriptor_exhaustion_is_served() {
-    let mut cmd = Command::new("prlimit");
-    cmd.args(["--nofile=32:32", "--"]);
-    let agent = TestAgent::unix_with(cmd, &[]);
+    let agent = Launch::new(AGENT)
+        .wrapper(&["prlimit", "--nofile=32:32", "--"])
+        .start(&[]);
     let mut c = agent.raw();
     ping(&mut c, "start");
     settle_sockets(agent.pid());
@@ -720,7 +723,7 @@ fn client_connecting_during_descriptor_exhaustion_is_served() {
 
 #[test]
 fn signal_storm_during_a_read_blocked_on_a_pipe() {
-    let mut agent = TestAgent::unix(&[]);
+    let mut agent = Launch::new(AGENT).start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();

@@ -11,30 +11,27 @@
 //! blocked on a frozen filesystem cannot be killed (uninterruptible sleep), so guards
 //! thaw before anything else.
 
-mod common;
 mod freeze_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{err, ret, RawConn, TestAgent};
-use freeze_support::{
-    assert_own_mount, must, run, s, LoopFs, Spawned, ThawFirst, Tmpfs, Writer, WAIT,
-};
+use freeze_support::{assert_own_mount, LoopFs, Spawned, ThawFirst, Writer, WAIT};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use phoenix_testkit::{
+    call, err, must, path_str as s, quiet, ret, wait_exit, wait_listening, Launch, RawConn,
+    TestAgent, Tmpfs,
+};
 use serde_json::{json, Value};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 
 /// A state directory of the test's own (for the marker), and an agent using it.
 fn agent_with(state: &Path, extra: &[&str]) -> TestAgent {
     let mut args = vec!["--state-dir", s(state)];
     args.extend_from_slice(extra);
-    TestAgent::unix(&args)
-}
-
-fn call(c: &mut RawConn, execute: &str, arguments: Value) -> Value {
-    c.request(json!({"execute": execute, "arguments": arguments, "tag": execute}))
+    Launch::new(AGENT).start(&args)
 }
 
 fn freeze(c: &mut RawConn, mountpoints: &[&str]) -> Value {
@@ -80,7 +77,7 @@ fn a_write_blocks_while_frozen_and_completes_after_unfreeze() {
         "marker left after thaw"
     );
     // Thawed for real: FITHAW now finds nothing frozen (EINVAL).
-    assert!(!run("fsfreeze", &["-u", fs.path()]));
+    assert!(!quiet("fsfreeze", &["-u", fs.path()]));
     // And it can be frozen again.
     assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
     assert_eq!(ret(&call(&mut c, "fs-unfreeze", json!({}))), true);
@@ -133,20 +130,20 @@ fn a_second_freeze_is_ebusy_and_the_gate_refuses_disk_commands() {
 
 #[test]
 fn a_failing_second_mountpoint_rolls_back_the_first() {
-    let tmp = Tmpfs::new();
+    let tmp = Tmpfs::new("1m");
     let fs = LoopFs::new();
     let state = tempfile::tempdir().unwrap();
     let agent = agent_with(state.path(), &[]);
     let mut c = agent.raw();
     // Listed tmpfs first: frozen last mounted first all the same, so ext4 first.
-    let (msg, code) = err(&freeze(&mut c, &[tmp.path(), fs.path()]));
+    let (msg, code) = err(&freeze(&mut c, &[s(tmp.path()), fs.path()]));
     assert_eq!(code, 95, "{msg}");
-    let want = format!("freeze {}: Operation not supported", tmp.path());
+    let want = format!("freeze {}: Operation not supported", s(tmp.path()));
     assert!(msg.starts_with(&want), "{msg}");
     assert!(!status(&mut c));
     assert!(!state.path().join("frozen").exists());
     Writer::start(&fs, "rolled-back").assert_completes();
-    assert!(!run("fsfreeze", &["-u", fs.path()]), "still frozen");
+    assert!(!quiet("fsfreeze", &["-u", fs.path()]), "still frozen");
     // The gate is open again.
     assert_eq!(ret(&call(&mut c, "fs-sync", json!({}))), true);
 }
@@ -359,35 +356,19 @@ fn sigterm_thaws_before_removing_a_socket_on_the_frozen_filesystem() {
     let state = tempfile::tempdir().unwrap();
     let sock = fs.mnt.join("ga.sock");
     let mut agent = Spawned(
-        Command::new(common::AGENT)
-            .args(["-m", "unix-listen", "-p", s(&sock), "--state-dir"])
-            .arg(state.path())
-            .stdin(Stdio::null())
+        Launch::new(AGENT)
+            .command(&sock, &["--state-dir", s(state.path())])
             .spawn()
             .unwrap(),
         fs.mnt.clone(),
     );
-    let deadline = Instant::now() + WAIT;
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(Instant::now() < deadline, "agent did not start listening");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_listening(&sock);
     let mut c = RawConn::connect(&sock);
     assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
     // Exiting removes the socket: an unlink on the frozen filesystem, which would
     // hang the agent for good if it came before the thaw.
     kill(Pid::from_raw(agent.0.id() as i32), Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(st) = agent.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent hung on its own frozen disk"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_exit(&mut agent.0, WAIT).expect("agent hung on its own frozen disk");
     assert_eq!(status.code(), Some(0));
     assert!(!sock.exists(), "socket left behind");
     Writer::start(&fs, "after").assert_completes();

@@ -2,13 +2,14 @@
 //! its own (the agent runs under `ip netns exec`), checked with `ip -j` in that
 //! namespace. Needs root and iproute2; veth and bridge links only.
 
-mod common;
-
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{err, ret, RawConn, TestAgent};
+use phoenix_testkit::{
+    call, cidrs, fails, must, must_json, quiet, ret, Launch, RawConn, TestAgent,
+};
 use serde_json::{json, Value};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 
 /// A network namespace deleted on drop (its links go with it), even when a test fails.
 struct Netns {
@@ -25,7 +26,7 @@ impl Netns {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        run("ip", &["netns", "add", &name]);
+        must("ip", &["netns", "add", &name]);
         let ns = Netns { name };
         ns.exec(&[
             "sh",
@@ -41,30 +42,21 @@ impl Netns {
     fn exec(&self, cmd: &[&str]) {
         let mut args = vec!["netns", "exec", &self.name];
         args.extend_from_slice(cmd);
-        run("ip", &args);
+        must("ip", &args);
     }
 
     /// `ip -n NS ARGS`, which must succeed.
     fn ip(&self, args: &str) {
         let mut all = vec!["-n", &self.name];
         all.extend(args.split_whitespace());
-        run("ip", &all);
+        must("ip", &all);
     }
 
     /// `ip -n NS -j ARGS`, parsed.
     fn json(&self, args: &str) -> Value {
         let mut all = vec!["-n", &self.name, "-j"];
         all.extend(args.split_whitespace());
-        let out = Command::new("ip").args(&all).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {all:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.stdout.iter().all(u8::is_ascii_whitespace) {
-            return json!([]);
-        }
-        serde_json::from_slice(&out.stdout).expect("ip -j output")
+        must_json("ip", &all)
     }
 
     /// A veth pair `a`/`b`, both up.
@@ -98,22 +90,19 @@ impl Netns {
         }
     }
 
+    /// How to start the agent inside the namespace.
+    fn launch(&self) -> Launch {
+        Launch::new(AGENT).wrapper(&["ip", "netns", "exec", &self.name])
+    }
+
     /// The agent, started inside the namespace.
     fn agent(&self) -> TestAgent {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]);
-        TestAgent::unix_with(cmd, &[])
+        self.launch().start(&[])
     }
 
     /// Addresses of `dev` as "ADDR/PREFIX", from `ip -j addr`.
     fn addrs(&self, dev: &str) -> Vec<String> {
-        let v = self.json(&format!("addr show dev {dev}"));
-        v[0]["addr_info"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-            .collect()
+        cidrs(&self.json(&format!("addr show dev {dev}"))[0])
     }
 
     /// Whether `dev` is administratively up, from `ip -j link`.
@@ -131,28 +120,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        quiet("ip", &["netns", "del", &self.name]);
     }
-}
-
-fn run(prog: &str, args: &[&str]) {
-    let out = Command::new(prog).args(args).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn call(c: &mut RawConn, name: &str, args: Value) -> Value {
-    c.request(json!({"execute": name, "arguments": args}))
-}
-
-/// The error of a reply: (message, code).
-fn fails(c: &mut RawConn, name: &str, args: Value) -> (String, i64) {
-    err(&call(c, name, args))
 }
 
 /// A namespace with veth pair v0/v1 up, v0 holding 10.9.0.1/24 and fd09::1/64, and
@@ -191,12 +160,7 @@ fn expected_ifaces(ns: &Netns) -> Value {
                 .map(|(_, wire)| wire.to_string())
                 .collect();
             let hw = l["address"].as_str().unwrap_or("");
-            let ips: Vec<String> = l["addr_info"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-                .collect();
+            let ips = cidrs(l);
             json!({
                 "index": l["ifindex"],
                 "name": l["ifname"],
@@ -1037,10 +1001,8 @@ fn route_list_relists_links_after_lost_notifications() {
         "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
     ]);
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name]);
     let log_path = log.path().to_str().unwrap();
-    let agent = TestAgent::unix_with(cmd, &["--debug", "--log-file", log_path]);
+    let agent = ns.launch().start(&["--debug", "--log-file", log_path]);
     let mut c = agent.raw();
     assert_routes_match(&mut c, &ns);
 

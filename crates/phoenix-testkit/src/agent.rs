@@ -128,10 +128,7 @@ impl Launch {
             None => tempfile::tempdir().expect("tempdir"),
         };
         let sock = dir.path().join("ga.sock");
-        let child = self
-            .command(&sock, args)
-            .spawn()
-            .expect("spawn phoenix-ga");
+        let child = self.command(&sock, args).spawn().expect("spawn phoenix-ga");
         // Owned before the wait, so that a panic there kills it.
         let agent = TestAgent { child, dir, sock };
         wait_listening(&agent.sock);

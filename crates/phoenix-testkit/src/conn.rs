@@ -61,9 +61,8 @@ impl RawConn {
             "reply not newline-terminated: {:?}",
             String::from_utf8_lossy(&line)
         );
-        let v = serde_json::from_slice(&line).unwrap_or_else(|e| {
-            panic!("bad reply {:?}: {e}", String::from_utf8_lossy(&line))
-        });
+        let v = serde_json::from_slice(&line)
+            .unwrap_or_else(|e| panic!("bad reply {:?}: {e}", String::from_utf8_lossy(&line)));
         (v, n)
     }
 

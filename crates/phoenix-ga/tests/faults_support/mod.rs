@@ -2,55 +2,21 @@
 //! that is always unmounted, and a thread that keeps signalling a process.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use base64::Engine as _;
-use serde_json::{json, Value};
-
-use crate::common::{err, ret, RawConn};
 use nix::sys::signal::Signal;
-
-pub const MIB: usize = 1 << 20;
-
-/// Sends `name` with `args` and returns the reply.
-pub fn call(c: &mut RawConn, name: &str, args: Value) -> Value {
-    c.request(json!({"execute": name, "arguments": args}))
-}
-
-/// The `return` of a call that must succeed.
-pub fn ok(c: &mut RawConn, name: &str, args: Value) -> Value {
-    ret(&call(c, name, args)).clone()
-}
-
-/// The `(message, code)` of a call that must fail.
-pub fn fails(c: &mut RawConn, name: &str, args: Value) -> (String, i64) {
-    err(&call(c, name, args))
-}
+use phoenix_testkit::{must, path_str as s, quiet, ret, RawConn};
+use serde_json::{json, Value};
 
 /// A ping whose reply must be exactly ours.
 pub fn ping(c: &mut RawConn, tag: &str) {
     let r = c.request(json!({"execute": "ping", "tag": tag}));
     assert_eq!(r["tag"], tag, "reply to another request: {r}");
     assert!(r["return"].is_string(), "ping failed: {r}");
-}
-
-pub fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
-
-pub fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
-
-pub fn unb64(v: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v.as_str().expect("bufb64 string"))
-        .expect("valid base64")
 }
 
 /// Whether the agent process is still running (not exited, not a zombie).
@@ -72,14 +38,8 @@ impl LoopExt4 {
         let dir = tempfile::tempdir().expect("tempdir");
         let img = dir.path().join("fs.img");
         std::fs::File::create(&img).unwrap().set_len(bytes).unwrap();
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&img)
-            .output()
-            .expect("losetup");
-        assert!(out.status.success(), "losetup: {out:?}");
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        must("mkfs.ext4", &["-q", "-F", s(&img)]);
+        let dev = must("losetup", &["--find", "--show", s(&img)]);
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).unwrap();
         let mut me = LoopExt4 {
@@ -88,7 +48,7 @@ impl LoopExt4 {
             mounted: false,
             _dir: dir,
         };
-        run(Command::new("mount").arg(&me.dev).arg(&me.mnt));
+        must("mount", &[&me.dev, s(&me.mnt)]);
         me.mounted = true;
         me
     }
@@ -97,16 +57,10 @@ impl LoopExt4 {
 impl Drop for LoopExt4 {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = Command::new("umount").arg(&self.mnt).status();
+            quiet("umount", &[s(&self.mnt)]);
         }
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        quiet("losetup", &["-d", &self.dev]);
     }
-}
-
-/// Runs a command that must succeed.
-pub fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(out.status.success(), "{cmd:?}: {out:?}");
 }
 
 /// A thread that sends `signals` to `pid` in a loop until dropped.
