@@ -2,12 +2,12 @@
 //! agent reports them, keeps its handles and recovers.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use phoenix_testkit::{
     b64, call, err, fails, md5_of, must, ok, path_str as s, quiet, random_bytes, ret, unb64,
-    Launch, RawConn, MIB,
+    Launch, RawConn, TestAgent, MIB,
 };
 use serde_json::{json, Value};
 
@@ -132,27 +132,39 @@ fn disk_full_gives_enospc_keeps_the_bytes_and_the_handle() {
     ping(&mut c, "alive");
 }
 
-#[test]
-fn descriptor_exhaustion_gives_emfile_and_recovers() {
-    let mut agent = Launch::new(AGENT)
+/// An agent allowed 32 descriptors, and a client whose connection has settled.
+fn agent_with_32_descriptors() -> (TestAgent, RawConn) {
+    let agent = Launch::new(AGENT)
         .wrapper(&["prlimit", "--nofile=32:32", "--"])
         .start(&[]);
     let mut c = agent.raw();
     ping(&mut c, "start");
     settle_sockets(agent.pid());
+    (agent, c)
+}
+
+/// Opens `f` until the agent runs out of descriptors: the handles it gave, and the
+/// `(message, code)` of the open it refused.
+fn open_until_refused(c: &mut RawConn, f: &Path) -> (Vec<Value>, (String, i64)) {
+    let mut handles = Vec::new();
+    loop {
+        assert!(handles.len() < 64, "a limit of 32 descriptors never hit");
+        let r = call(c, "file-open", json!({"path": s(f)}));
+        match r.get("return") {
+            Some(h) => handles.push(h.clone()),
+            None => return (handles, err(&r)),
+        }
+    }
+}
+
+#[test]
+fn descriptor_exhaustion_gives_emfile_and_recovers() {
+    let (mut agent, mut c) = agent_with_32_descriptors();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, b"hello\n").unwrap();
 
-    let mut handles = Vec::new();
-    let (msg, code) = loop {
-        assert!(handles.len() < 64, "a limit of 32 descriptors never hit");
-        let r = call(&mut c, "file-open", json!({"path": s(&f)}));
-        match r.get("return") {
-            Some(h) => handles.push(h.clone()),
-            None => break err(&r),
-        }
-    };
+    let (mut handles, (msg, code)) = open_until_refused(&mut c, &f);
     assert_eq!(code, 24, "{msg}");
     assert!(msg.contains("Too many open files"), "{msg}");
     assert!(msg.contains(s(&f)), "not the OS's EMFILE: {msg}");
@@ -203,27 +215,12 @@ fn descriptor_exhaustion_gives_emfile_and_recovers() {
 #[test]
 // Regression: serve_client used to dup the socket and dropped this client at EMFILE.
 fn client_connecting_during_descriptor_exhaustion_is_served() {
-    let agent = Launch::new(AGENT)
-        .wrapper(&["prlimit", "--nofile=32:32", "--"])
-        .start(&[]);
-    let mut c = agent.raw();
-    ping(&mut c, "start");
-    settle_sockets(agent.pid());
+    let (agent, mut c) = agent_with_32_descriptors();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     fs::write(&f, b"x").unwrap();
-    let mut handles = Vec::new();
-    loop {
-        assert!(handles.len() < 64, "a limit of 32 descriptors never hit");
-        let r = call(&mut c, "file-open", json!({"path": s(&f)}));
-        match r.get("return") {
-            Some(h) => handles.push(h.clone()),
-            None => {
-                assert_eq!(err(&r).1, 24);
-                break;
-            }
-        }
-    }
+    let (mut handles, (_, code)) = open_until_refused(&mut c, &f);
+    assert_eq!(code, 24);
     let mut late = RawConn::connect(&agent.sock);
     late.send(b"{\"execute\":\"ping\",\"tag\":\"late\"}\n");
     std::thread::sleep(Duration::from_millis(300));
