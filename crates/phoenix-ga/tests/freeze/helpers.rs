@@ -1,26 +1,48 @@
-//! Loop-mounted filesystems and blocked writers for tests/freeze.rs: every guard thaws
-//! before it unmounts or kills anything (a process blocked on a frozen filesystem
-//! cannot die until it thaws).
-#![allow(dead_code)]
+//! The freeze tests' agent and requests, and the guards around what they freeze: every
+//! guard thaws before it unmounts or kills anything (a process blocked on a frozen
+//! filesystem cannot die until it thaws).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use phoenix_testkit::{path_str as s, proc_state, quiet, wait_exit};
+pub(crate) use phoenix_e2e::loopfs::{assert_own_mount, LoopFs};
+use phoenix_testkit::{
+    call, path_str as s, proc_state, quiet, ret, wait_exit, Launch, RawConn, TestAgent,
+};
+use serde_json::{json, Value};
 
-pub const WAIT: Duration = Duration::from_secs(20);
+use crate::AGENT;
 
-pub use phoenix_e2e::loopfs::{assert_own_mount, LoopFs};
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// A state directory of the test's own (for the marker), and an agent using it.
+pub(crate) fn agent_with(state: &Path, extra: &[&str]) -> TestAgent {
+    let mut args = vec!["--state-dir", s(state)];
+    args.extend_from_slice(extra);
+    Launch::new(AGENT).start(&args)
+}
+
+/// fs-freeze of `mountpoints`; the reply.
+pub(crate) fn freeze(c: &mut RawConn, mountpoints: &[&str]) -> Value {
+    call(c, "fs-freeze", json!({ "mountpoints": mountpoints }))
+}
+
+/// Whether get-freeze-status says frozen.
+pub(crate) fn status(c: &mut RawConn) -> bool {
+    ret(&call(c, "get-freeze-status", json!({})))
+        .as_bool()
+        .unwrap()
+}
 
 /// A process writing a file (and syncing it) on a filesystem.
-pub struct Writer {
+pub(crate) struct Writer {
     child: Child,
     file: PathBuf,
 }
 
 impl Writer {
-    pub fn start(fs: &LoopFs, name: &str) -> Self {
+    pub(crate) fn start(fs: &LoopFs, name: &str) -> Self {
         let file = fs.mnt.join(name);
         let child = Command::new("sh")
             .arg("-c")
@@ -35,7 +57,7 @@ impl Writer {
     }
 
     /// Waits until the writer sleeps uninterruptibly (state D): blocked on the freeze.
-    pub fn assert_blocked(&mut self) {
+    pub(crate) fn assert_blocked(&mut self) {
         let deadline = Instant::now() + WAIT;
         loop {
             assert!(
@@ -51,7 +73,7 @@ impl Writer {
     }
 
     /// Waits for the writer to finish successfully and checks what it wrote.
-    pub fn assert_completes(mut self) {
+    pub(crate) fn assert_completes(mut self) {
         assert!(
             wait_exit(&mut self.child, WAIT).is_some(),
             "the write never completed (still frozen?)"
@@ -67,7 +89,7 @@ impl Writer {
 
 /// The agent's own process, listening on a socket inside the filesystem it freezes.
 /// Dropped, it thaws that filesystem first: a process blocked on it cannot die.
-pub struct Spawned(pub Child, pub PathBuf);
+pub(crate) struct Spawned(pub Child, pub PathBuf);
 
 impl Drop for Spawned {
     fn drop(&mut self) {
@@ -79,7 +101,7 @@ impl Drop for Spawned {
 
 /// Thaws mount points in the given order when dropped (declared last, so dropped
 /// first: before the agent is killed and anything is unmounted).
-pub struct ThawFirst(pub Vec<PathBuf>);
+pub(crate) struct ThawFirst(pub Vec<PathBuf>);
 
 impl Drop for ThawFirst {
     fn drop(&mut self) {
