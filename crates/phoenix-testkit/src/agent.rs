@@ -71,7 +71,9 @@ pub fn wait_listening(sock: &Path) {
 }
 
 /// How to start an agent: which binary, behind which wrapper command, with its socket
-/// in which directory. [`Launch::start`] starts it.
+/// in which directory. [`Launch::start`] starts it. phoenix-ga's own tests name their
+/// binary, `Launch::new(env!("CARGO_BIN_EXE_phoenix-ga"))`; other packages' tests use
+/// [`agent_binary`] (or [`TestAgent::start`]).
 pub struct Launch {
     binary: PathBuf,
     wrapper: Vec<String>,
