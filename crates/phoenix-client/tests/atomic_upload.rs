@@ -9,9 +9,8 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use md5::{Digest, Md5};
 use phoenix_client::{Client, ClientError, UploadOptions};
+use phoenix_testkit::{b64, md5_of, unb64};
 use serde_json::{json, Value};
 
 /// What the scripted agent saw and holds.
@@ -71,9 +70,7 @@ fn scripted_agent(dir: &Path, guest: Arc<Mutex<Guest>>, fail_write: Option<usize
                         Err(("write: No space left on device", 28))
                     } else {
                         let path = g.handles[&a["handle_id"].as_u64().unwrap()].clone();
-                        let data = base64::engine::general_purpose::STANDARD
-                            .decode(a["bufb64"].as_str().unwrap())
-                            .unwrap();
+                        let data = unb64(&a["bufb64"]);
                         g.files.get_mut(&path).unwrap().extend_from_slice(&data);
                         Ok(json!(true))
                     }
@@ -81,11 +78,7 @@ fn scripted_agent(dir: &Path, guest: Arc<Mutex<Guest>>, fail_write: Option<usize
                 "file-close" => Ok(json!(true)),
                 "get-file-md5sum" => {
                     let data = &g.files[a["path"].as_str().unwrap()];
-                    let hex: String = Md5::digest(data)
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
-                    Ok(json!(hex))
+                    Ok(json!(md5_of(data)))
                 }
                 "file-rename" => {
                     let (src, dst) = (a["src"].as_str().unwrap(), a["dst"].as_str().unwrap());
@@ -100,7 +93,7 @@ fn scripted_agent(dir: &Path, guest: Arc<Mutex<Guest>>, fail_write: Option<usize
             let reply = match result {
                 Ok(v) => json!({"return": v, "tag": tag}),
                 Err((msg, code)) => json!({"error": {
-                    "bufb64": base64::engine::general_purpose::STANDARD.encode(msg),
+                    "bufb64": b64(msg.as_bytes()),
                     "code": code}, "tag": tag}),
             };
             drop(g);

@@ -1,15 +1,13 @@
 //! The connection layer against the real agent: timeouts and resync, stale replies,
 //! concurrent calls, decoded errors; and against a scripted peer, garbage on the line.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use phoenix_client::{Client, ClientError, Options};
-use support::TestAgent;
+use phoenix_testkit::TestAgent;
 
 fn is_timeout(r: Result<impl std::fmt::Debug, ClientError>) -> bool {
     matches!(r, Err(ClientError::Timeout { .. }))

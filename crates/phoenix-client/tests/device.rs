@@ -2,37 +2,13 @@
 //! client opens another, and the test relays bytes between the two masters, as QEMU
 //! relays a serial port between guest and host.
 
-mod support;
-
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use nix::fcntl::OFlag;
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::pty::PtyMaster;
 use phoenix_client::{Client, Options};
-
-/// A pty whose slave is in raw mode (held open so it stays configured); its path.
-fn pty() -> (PtyMaster, std::fs::File, String) {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let path = ptsname_r(&master).unwrap();
-    let slave = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(&path)
-        .unwrap();
-    let mut t = tcgetattr(slave.as_fd()).unwrap();
-    cfmakeraw(&mut t);
-    tcsetattr(slave.as_fd(), SetArg::TCSANOW, &t).unwrap();
-    (master, slave, path)
-}
+use phoenix_testkit::{agent_binary, raw_pty};
 
 /// Copies what `from` reads to `to` until `from` fails (its slave side closed).
 fn relay(from: Arc<PtyMaster>, to: Arc<PtyMaster>) {
@@ -48,12 +24,12 @@ fn relay(from: Arc<PtyMaster>, to: Arc<PtyMaster>) {
 
 #[test]
 fn a_client_on_a_pty_reaches_an_agent_on_a_serial_line() {
-    let (guest_master, _guest_slave, guest_path) = pty();
-    let (host_master, _host_slave, host_path) = pty();
+    let (guest_master, _guest_slave, guest_path) = raw_pty();
+    let (host_master, _host_slave, host_path) = raw_pty();
     let (guest_master, host_master) = (Arc::new(guest_master), Arc::new(host_master));
     relay(Arc::clone(&guest_master), Arc::clone(&host_master));
     relay(host_master, guest_master);
-    let mut agent = Command::new(support::agent_binary())
+    let mut agent = Command::new(agent_binary())
         .args(["-m", "isa-serial", "-p", &guest_path])
         .stdin(Stdio::null())
         .spawn()

@@ -1,8 +1,6 @@
 //! Typed file calls and the transfer helpers against the real agent. The agent runs
 //! on this machine, so the test checks "guest" files directly.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -11,20 +9,7 @@ use std::time::Duration;
 use phoenix_client::api::files::OpenMode;
 use phoenix_client::transfer::{Progress, LARGE_CHUNK};
 use phoenix_client::{ClientError, UploadOptions};
-use support::TestAgent;
-
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use phoenix_testkit::{random_bytes, TestAgent, Tmpfs};
 
 /// Records what a transfer reported.
 #[derive(Default)]
@@ -118,7 +103,7 @@ fn download_and_upload_with_md5_check() {
     let agent = TestAgent::start(&[]);
     let client = agent.client();
     assert!(client.info().unwrap().large_chunks());
-    let data = noise(3 * LARGE_CHUNK + 12345);
+    let data = random_bytes(3 * LARGE_CHUNK + 12345, 0xf11e);
     let guest = agent.path("guest.bin");
     fs::write(&guest, &data).unwrap();
 
@@ -253,29 +238,6 @@ fn a_slow_reply_times_out_then_arrives_stale_and_is_discarded() {
     drop(writer);
 }
 
-/// A 2 MiB tmpfs mounted for one test, unmounted when dropped.
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(at: std::path::PathBuf) -> Self {
-        fs::create_dir_all(&at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "phoenix-test"])
-            .arg(&at)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount tmpfs on {}", at.display());
-        SmallFs(at)
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_pipelined_upload_that_fails_reports_the_first_error_and_leaves_the_agent_clean() {
     let agent = TestAgent::start(&[]);
@@ -283,13 +245,14 @@ fn a_pipelined_upload_that_fails_reports_the_first_error_and_leaves_the_agent_cl
     assert!(client.info().unwrap().ordered_io());
     // The filesystem fills up in the middle of the first chunk, while more writes
     // are already on their way.
-    let small = SmallFs::mount(agent.path("small"));
-    let data = noise(5 * LARGE_CHUNK);
+    // A 2 MiB tmpfs.
+    let small = Tmpfs::mount_at(agent.path("small"), "2m");
+    let data = random_bytes(5 * LARGE_CHUNK, 0x5a11);
     let opts = UploadOptions {
         in_place: true,
         ..Default::default()
     };
-    let target = small.0.join("big");
+    let target = small.path().join("big");
     let e = client
         .upload_from(&mut &data[..], &target, opts, &mut ())
         .unwrap_err();
@@ -298,7 +261,7 @@ fn a_pipelined_upload_that_fails_reports_the_first_error_and_leaves_the_agent_cl
         chunk: Some(4096),
         ..opts
     };
-    let target2 = small.0.join("small");
+    let target2 = small.path().join("small");
     let e = client
         .upload_from(&mut &data[..100_000], &target2, small_chunks, &mut ())
         .unwrap_err();
@@ -308,7 +271,7 @@ fn a_pipelined_upload_that_fails_reports_the_first_error_and_leaves_the_agent_cl
     let fds = fs::read_dir(format!("/proc/{}/fd", agent.pid()))
         .unwrap()
         .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
-        .filter(|t| t.starts_with(&small.0))
+        .filter(|t| t.starts_with(small.path()))
         .count();
     assert_eq!(fds, 0, "a handle on the full filesystem is still open");
 }

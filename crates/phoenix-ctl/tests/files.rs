@@ -6,35 +6,9 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 
 use common::{ctl, ctl_with_input, fails, json, ok, TestAgent};
-use md5::{Digest, Md5};
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so a transfer cannot pass by luck.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use phoenix_testkit::{md5_of, path_str as s, random_bytes};
 
 fn tree(agent: &TestAgent) -> std::path::PathBuf {
     let d = agent.path("tree");
@@ -51,11 +25,11 @@ fn ls_short_long_and_json() {
     let agent = TestAgent::start(&[]);
     let d = tree(&agent);
     assert_eq!(
-        ok(&agent, &["ls", p(&d)]),
+        ok(&agent, &["ls", s(&d)]),
         "big.bin\nlink\nsmall.txt\nsub\n"
     );
 
-    let long = ok(&agent, &["ls", "-l", p(&d)]);
+    let long = ok(&agent, &["ls", "-l", s(&d)]);
     let lines: Vec<&str> = long.lines().collect();
     assert_eq!(lines.len(), 4, "{long}");
     assert!(
@@ -82,7 +56,7 @@ fn ls_short_long_and_json() {
     let at: Vec<usize> = lines.iter().map(|l| l.rfind(' ').unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] == w[1]), "{long}");
 
-    let v = json(&agent, &["ls", p(&d)]);
+    let v = json(&agent, &["ls", s(&d)]);
     let entries = v.as_array().unwrap();
     assert_eq!(entries.len(), 4);
     let small = entries.iter().find(|e| e["name"] == "small.txt").unwrap();
@@ -94,8 +68,8 @@ fn ls_short_long_and_json() {
     assert_eq!(sub["isdir"], true);
 
     // A file lists as itself.
-    let one = ok(&agent, &["ls", p(&d.join("small.txt"))]);
-    assert_eq!(one.trim_end(), p(&d.join("small.txt")));
+    let one = ok(&agent, &["ls", s(&d.join("small.txt"))]);
+    assert_eq!(one.trim_end(), s(&d.join("small.txt")));
 }
 
 #[test]
@@ -105,16 +79,16 @@ fn stat_human_and_json() {
     let f = d.join("small.txt");
     fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
     let meta = fs::symlink_metadata(&f).unwrap();
-    let text = ok(&agent, &["stat", p(&f)]);
+    let text = ok(&agent, &["stat", s(&f)]);
     assert!(text.contains("Type:    regular file"), "{text}");
     assert!(text.contains("Size:    6 (6)"), "{text}");
     assert!(text.contains("Mode:    0640 (-rw-r-----)"), "{text}");
     assert!(text.contains(&format!("Inode:   {}", meta.ino())), "{text}");
-    let v = json(&agent, &["stat", p(&f)]);
+    let v = json(&agent, &["stat", s(&f)]);
     assert_eq!(v["name"], "small.txt");
     assert_eq!(v["stat"]["Mode"], meta.mode());
     assert_eq!(v["stat"]["Mtim"]["Sec"], meta.mtime());
-    let text = ok(&agent, &["stat", p(&d.join("link"))]);
+    let text = ok(&agent, &["stat", s(&d.join("link"))]);
     assert!(text.contains("symbolic link"), "{text}");
 }
 
@@ -122,21 +96,21 @@ fn stat_human_and_json() {
 fn cat_md5sum_human_and_json() {
     let agent = TestAgent::start(&[]);
     let d = tree(&agent);
-    let data = noise(5 << 20);
+    let data = random_bytes(5 << 20, 1);
     fs::write(d.join("noise"), &data).unwrap();
-    let out = ctl(&agent, &["cat", p(&d.join("noise"))]);
+    let out = ctl(&agent, &["cat", s(&d.join("noise"))]);
     assert!(out.status.success());
     assert!(out.stdout == data, "cat returns the bytes");
-    let v = json(&agent, &["cat", p(&d.join("small.txt"))]);
+    let v = json(&agent, &["cat", s(&d.join("small.txt"))]);
     assert_eq!(v["size"], 6);
     assert_eq!(v["bufb64"], "aGVsbG8K");
 
-    let sum = md5_hex(&data);
+    let sum = md5_of(&data);
     assert_eq!(
-        ok(&agent, &["md5sum", p(&d.join("noise"))]),
-        format!("{sum}  {}\n", p(&d.join("noise")))
+        ok(&agent, &["md5sum", s(&d.join("noise"))]),
+        format!("{sum}  {}\n", s(&d.join("noise")))
     );
-    let v = json(&agent, &["md5sum", p(&d.join("noise"))]);
+    let v = json(&agent, &["md5sum", s(&d.join("noise"))]);
     assert_eq!(v["md5"], sum);
 }
 
@@ -144,7 +118,7 @@ fn cat_md5sum_human_and_json() {
 fn mkdir_chmod_chown_change_the_filesystem() {
     let agent = TestAgent::start(&[]);
     let d = agent.path("made/deep/er");
-    assert_eq!(ok(&agent, &["mkdir", "-m", "700", p(&d)]), "");
+    assert_eq!(ok(&agent, &["mkdir", "-m", "700", s(&d)]), "");
     let meta = fs::metadata(&d).unwrap();
     assert!(meta.is_dir());
     assert_eq!(meta.mode() & 0o7777, 0o700);
@@ -152,7 +126,7 @@ fn mkdir_chmod_chown_change_the_filesystem() {
         fs::metadata(agent.path("made")).unwrap().mode() & 0o7777,
         0o700
     );
-    assert_eq!(json(&agent, &["mkdir", p(&agent.path("other"))]), true);
+    assert_eq!(json(&agent, &["mkdir", s(&agent.path("other"))]), true);
     assert_eq!(
         fs::metadata(agent.path("other")).unwrap().mode() & 0o7777,
         0o755
@@ -160,18 +134,18 @@ fn mkdir_chmod_chown_change_the_filesystem() {
 
     let f = agent.path("f");
     fs::write(&f, b"x").unwrap();
-    assert_eq!(ok(&agent, &["chmod", "4751", p(&f)]), "");
+    assert_eq!(ok(&agent, &["chmod", "4751", s(&f)]), "");
     assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o4751);
-    assert_eq!(json(&agent, &["chmod", "600", p(&f)]), true);
+    assert_eq!(json(&agent, &["chmod", "600", s(&f)]), true);
     assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o600);
 
-    assert_eq!(ok(&agent, &["chown", "1234:5678", p(&f)]), "");
+    assert_eq!(ok(&agent, &["chown", "1234:5678", s(&f)]), "");
     let meta = fs::metadata(&f).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
-    assert_eq!(json(&agent, &["chown", ":42", p(&f)]), true);
+    assert_eq!(json(&agent, &["chown", ":42", s(&f)]), true);
     let meta = fs::metadata(&f).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (1234, 42), "uid unchanged");
-    ok(&agent, &["chown", "7", p(&f)]);
+    ok(&agent, &["chown", "7", s(&f)]);
     let meta = fs::metadata(&f).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (7, 42), "gid unchanged");
 }
@@ -181,17 +155,17 @@ fn file_errors_exit_1_with_errno() {
     let agent = TestAgent::start(&[]);
     let nope = agent.path("nope");
     for cmd in ["stat", "cat", "md5sum", "ls"] {
-        let (code, err) = fails(&agent, &[cmd, p(&nope)]);
+        let (code, err) = fails(&agent, &[cmd, s(&nope)]);
         assert_eq!(code, 1, "{cmd}");
         assert!(
-            err.contains("No such file or directory (ENOENT, 2): ") && err.contains(p(&nope)),
+            err.contains("No such file or directory (ENOENT, 2): ") && err.contains(s(&nope)),
             "{cmd}: {err}"
         );
     }
-    let (code, err) = fails(&agent, &["chmod", "644", p(&nope)]);
+    let (code, err) = fails(&agent, &["chmod", "644", s(&nope)]);
     assert_eq!(code, 1);
     assert!(err.contains("(ENOENT, 2)"), "{err}");
-    let (code, err) = fails(&agent, &["cat", p(agent.dir.path())]);
+    let (code, err) = fails(&agent, &["cat", s(agent.dir.path())]);
     assert_eq!(code, 1);
     assert!(err.contains("(EISDIR, 21)"), "{err}");
 }
@@ -199,17 +173,17 @@ fn file_errors_exit_1_with_errno() {
 #[test]
 fn cp_50_mib_both_ways() {
     let agent = TestAgent::start(&[]);
-    let data = noise(50 << 20);
-    let sum = md5_hex(&data);
+    let data = random_bytes(50 << 20, 2);
+    let sum = md5_of(&data);
     let src = agent.path("local-src");
     fs::write(&src, &data).unwrap();
     let guest = agent.path("guest-copy");
 
     // An upload goes to a temporary name and is renamed into place when complete.
-    let v = json(&agent, &["cp", p(&src), &format!("guest:{}", p(&guest))]);
+    let v = json(&agent, &["cp", s(&src), &format!("guest:{}", s(&guest))]);
     assert_eq!(v["bytes"], 50 << 20);
     assert_eq!(v["md5"], sum);
-    assert_eq!(md5_hex(&fs::read(&guest).unwrap()), sum);
+    assert_eq!(md5_of(&fs::read(&guest).unwrap()), sum);
     // --in-place writes the destination directly.
     let direct = agent.path("guest-direct");
     let v = json(
@@ -217,20 +191,20 @@ fn cp_50_mib_both_ways() {
         &[
             "cp",
             "--in-place",
-            p(&src),
-            &format!("guest:{}", p(&direct)),
+            s(&src),
+            &format!("guest:{}", s(&direct)),
         ],
     );
     assert_eq!(v["md5"], sum);
-    assert_eq!(md5_hex(&fs::read(&direct).unwrap()), sum);
+    assert_eq!(md5_of(&fs::read(&direct).unwrap()), sum);
 
     let back = agent.path("local-back");
     assert_eq!(
-        ok(&agent, &["cp", &format!("guest:{}", p(&guest)), p(&back)]),
+        ok(&agent, &["cp", &format!("guest:{}", s(&guest)), s(&back)]),
         "",
         "cp is silent without --json"
     );
-    assert_eq!(md5_hex(&fs::read(&back).unwrap()), sum);
+    assert_eq!(md5_of(&fs::read(&back).unwrap()), sum);
     // No temporary file is left beside the destination.
     let names: Vec<_> = fs::read_dir(agent.dir.path())
         .unwrap()
@@ -242,7 +216,7 @@ fn cp_50_mib_both_ways() {
 #[test]
 fn cp_with_stdin_stdout_and_directories() {
     let agent = TestAgent::start(&[]);
-    let data = noise(100_000);
+    let data = random_bytes(100_000, 3);
     let dst = agent.path("from-stdin");
     let out = ctl_with_input(
         &agent,
@@ -252,7 +226,7 @@ fn cp_with_stdin_stdout_and_directories() {
             "-m",
             "600",
             "-",
-            &format!("guest:{}", p(&dst)),
+            &format!("guest:{}", s(&dst)),
         ],
         &data,
     );
@@ -264,7 +238,7 @@ fn cp_with_stdin_stdout_and_directories() {
     assert!(fs::read(&dst).unwrap() == data);
     assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o7777, 0o600);
 
-    let out = ctl(&agent, &["cp", &format!("guest:{}", p(&dst)), "-"]);
+    let out = ctl(&agent, &["cp", &format!("guest:{}", s(&dst)), "-"]);
     assert!(out.status.success());
     assert!(out.stdout == data, "cp to - writes the bytes to stdout");
 
@@ -275,13 +249,13 @@ fn cp_with_stdin_stdout_and_directories() {
     fs::write(&src, b"named").unwrap();
     ok(
         &agent,
-        &["cp", "--in-place", p(&src), &format!("guest:{}", p(&gdir))],
+        &["cp", "--in-place", s(&src), &format!("guest:{}", s(&gdir))],
     );
     assert_eq!(fs::read(gdir.join("named.bin")).unwrap(), b"named");
     // Into a local directory, likewise.
     let ldir = agent.path("ldir");
     fs::create_dir(&ldir).unwrap();
-    ok(&agent, &["cp", &format!("guest:{}", p(&src)), p(&ldir)]);
+    ok(&agent, &["cp", &format!("guest:{}", s(&src)), s(&ldir)]);
     assert_eq!(fs::read(ldir.join("named.bin")).unwrap(), b"named");
 }
 
@@ -290,13 +264,13 @@ fn cp_of_a_missing_file_fails_clearly_and_creates_nothing() {
     let agent = TestAgent::start(&[]);
     let missing = agent.path("missing");
     let dst = agent.path("dst");
-    let (code, err) = fails(&agent, &["cp", &format!("guest:{}", p(&missing)), p(&dst)]);
+    let (code, err) = fails(&agent, &["cp", &format!("guest:{}", s(&missing)), s(&dst)]);
     assert_eq!(code, 1);
     assert_eq!(
         err,
         format!(
             "phoenix-ctl: No such file or directory (ENOENT, 2): open {}\n",
-            p(&missing)
+            s(&missing)
         )
     );
     let names: Vec<_> = fs::read_dir(agent.dir.path())
@@ -311,12 +285,12 @@ fn cp_of_a_missing_file_fails_clearly_and_creates_nothing() {
         &[
             "cp",
             "--in-place",
-            p(&missing),
-            &format!("guest:{}", p(&dst)),
+            s(&missing),
+            &format!("guest:{}", s(&dst)),
         ],
     );
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("open {}", p(&missing))), "{err}");
+    assert!(err.contains(&format!("open {}", s(&missing))), "{err}");
     assert!(!dst.exists());
 
     let (code, err) = fails(&agent, &["cp", "a", "b"]);
@@ -330,7 +304,7 @@ fn a_reply_that_does_not_come_in_time_exits_3() {
     // Opening a FIFO blocks in the agent until a writer comes, which never happens.
     let fifo = agent.path("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let (code, err) = fails(&agent, &["--timeout", "0.3", "cat", p(&fifo)]);
+    let (code, err) = fails(&agent, &["--timeout", "0.3", "cat", s(&fifo)]);
     assert_eq!(code, 3);
     assert_eq!(err, "phoenix-ctl: file-open: no reply within 300ms\n");
     // The agent is fine: the next connection resyncs and gets its own replies.
@@ -343,11 +317,11 @@ fn cat_into_a_closed_pipe_is_not_an_error() {
     use std::process::{Command, Stdio};
     let agent = TestAgent::start(&[]);
     let big = agent.path("big");
-    fs::write(&big, noise(20 << 20)).unwrap();
+    fs::write(&big, random_bytes(20 << 20, 4)).unwrap();
     let mut child = Command::new(common::CTL)
         .arg("-s")
         .arg(&agent.sock)
-        .args(["cat", p(&big)])
+        .args(["cat", s(&big)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

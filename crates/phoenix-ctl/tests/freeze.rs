@@ -6,14 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{fails, json, ok, TestAgent};
 use phoenix_e2e::loopfs::LoopFs;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use phoenix_testkit::path_str as s;
 
 #[test]
 fn freeze_thaw_and_status_human_and_json() {

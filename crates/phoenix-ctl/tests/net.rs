@@ -3,34 +3,20 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{fails, json, ok, TestAgent};
+use phoenix_testkit::{cidrs, must_json};
 use serde_json::Value;
 
 /// `ip -j ARGS` in the agent's namespace, parsed.
 fn ip_j(agent: &TestAgent, args: &[&str]) -> Value {
-    let out = Command::new("nsenter")
-        .args(["-t", &agent.pid().to_string(), "-n", "ip", "-j"])
-        .args(args)
-        .output()
-        .expect("run nsenter ip");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let pid = agent.pid().to_string();
+    let mut all = vec!["-t", &pid, "-n", "ip", "-j"];
+    all.extend_from_slice(args);
+    must_json("nsenter", &all)
 }
 
 fn lo_addrs(agent: &TestAgent) -> Vec<String> {
-    let v = ip_j(agent, &["addr", "show", "dev", "lo"]);
-    v[0]["addr_info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .collect()
+    cidrs(&ip_j(agent, &["addr", "show", "dev", "lo"])[0])
 }
 
 #[test]

@@ -3,13 +3,10 @@
 mod common;
 
 use common::{json, ok, TestAgent};
+use phoenix_testkit::must;
 
 fn uname(flag: &str) -> String {
-    let out = std::process::Command::new("uname")
-        .arg(flag)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    must("uname", &[flag])
 }
 
 #[test]

@@ -1,14 +1,13 @@
 //! Envelope rules on the wire, against the real binary over unix-listen.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{err, ret, RawConn, TestAgent};
+use phoenix_testkit::{err, ret, Launch, RawConn};
 use serde_json::json;
 
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn ping_ok(c: &mut RawConn, tag: &str) {
@@ -18,7 +17,7 @@ fn ping_ok(c: &mut RawConn, tag: &str) {
 
 #[test]
 fn ping_returns_version_and_echoes_tag() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     ping_ok(&mut c, "t1");
     // No tag: "" is echoed.
@@ -28,7 +27,7 @@ fn ping_returns_version_and_echoes_tag() {
 
 #[test]
 fn crlf_lf_and_two_requests_in_one_write() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     c.send(b"{\"execute\":\"ping\",\"tag\":\"a\"}\r\n{\"execute\":\"ping\",\"tag\":\"b\"}\n");
     assert_eq!(c.recv()["tag"], "a");
@@ -42,7 +41,7 @@ fn crlf_lf_and_two_requests_in_one_write() {
 
 #[test]
 fn many_pipelined_requests_are_all_answered() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let mut burst = Vec::new();
     for i in 0..500 {
@@ -60,7 +59,7 @@ fn many_pipelined_requests_are_all_answered() {
 
 #[test]
 fn tags_are_echoed_exactly_and_escaped() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     for tag in [
         "a\"b",
@@ -92,7 +91,7 @@ fn tags_are_echoed_exactly_and_escaped() {
 
 #[test]
 fn bad_requests_get_errors_and_the_agent_goes_on() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let cases: &[(&[u8], &str, &str)] = &[
         (b"{not json}\n", "", "invalid request: malformed JSON"),
@@ -147,7 +146,7 @@ fn bad_requests_get_errors_and_the_agent_goes_on() {
 
 #[test]
 fn unknown_argument_fields_are_ignored() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let r =
         c.request(json!({"execute": "ping", "arguments": {"legacy": 1, "x": [true]}, "tag": "x"}));
@@ -158,7 +157,7 @@ fn unknown_argument_fields_are_ignored() {
 
 #[test]
 fn resync_byte_discards_partial_line() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     c.send(b"{\"execute\":\"pi");
     c.send(b"\xff{\"execute\":\"ping\",\"tag\":\"after-ff\"}\n");
@@ -175,7 +174,7 @@ fn resync_byte_discards_partial_line() {
 
 #[test]
 fn over_long_line_is_refused_and_the_stream_resynchronises() {
-    let agent = TestAgent::unix(&["--max-line-bytes", "1024"]);
+    let agent = Launch::new(AGENT).start(&["--max-line-bytes", "1024"]);
     let mut c = agent.raw();
     let mut long = b"{\"execute\":\"ping\",\"tag\":\"".to_vec();
     long.extend(std::iter::repeat_n(b'x', 200_000));
@@ -197,7 +196,7 @@ fn over_long_line_is_refused_and_the_stream_resynchronises() {
 
 #[test]
 fn get_commands_lists_every_command() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let names: Vec<String> = agent.client().commands().unwrap();
     for n in ["ping", "get-commands", "agent-shutdown"] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
@@ -206,7 +205,7 @@ fn get_commands_lists_every_command() {
 
 #[test]
 fn blocked_and_allowed_commands() {
-    let agent = TestAgent::unix(&["--block-commands", "agent-shutdown"]);
+    let agent = Launch::new(AGENT).start(&["--block-commands", "agent-shutdown"]);
     let mut c = agent.raw();
     let r = c.request(json!({"execute": "agent-shutdown", "tag": "b"}));
     assert_eq!(
@@ -217,7 +216,7 @@ fn blocked_and_allowed_commands() {
     assert!(!names.as_array().unwrap().contains(&json!("agent-shutdown")));
     ping_ok(&mut c, "alive");
 
-    let agent = TestAgent::unix(&["-allow-commands=ping,get-commands"]);
+    let agent = Launch::new(AGENT).start(&["-allow-commands=ping,get-commands"]);
     let mut c = agent.raw();
     let names = ret(&c.request(json!({"execute": "get-commands"}))).clone();
     assert_eq!(names, json!(["ping", "get-commands"]));
@@ -227,7 +226,7 @@ fn blocked_and_allowed_commands() {
 
 #[test]
 fn unknown_name_in_a_command_list_is_fatal_at_start() {
-    let out = std::process::Command::new(common::AGENT)
+    let out = std::process::Command::new(AGENT)
         .args([
             "-m",
             "unix-listen",
@@ -245,7 +244,7 @@ fn unknown_name_in_a_command_list_is_fatal_at_start() {
 #[test]
 fn version_flag() {
     for flag in ["-v", "--version"] {
-        let out = std::process::Command::new(common::AGENT)
+        let out = std::process::Command::new(AGENT)
             .arg(flag)
             .output()
             .unwrap();
@@ -256,7 +255,7 @@ fn version_flag() {
 
 #[test]
 fn client_disconnecting_mid_stream_leaves_a_clean_stream_for_the_next() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     // A client that sends half a request and goes.
     {
         let mut c = agent.raw();
@@ -288,7 +287,7 @@ fn client_disconnecting_mid_stream_leaves_a_clean_stream_for_the_next() {
 
 #[test]
 fn large_error_reply_arrives_whole() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let name = "z".repeat(1 << 20);
     let r = c.request(json!({"execute": name, "tag": "L"}));
@@ -298,7 +297,7 @@ fn large_error_reply_arrives_whole() {
 
 #[test]
 fn concurrent_clients_are_served_independently() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let sock = agent.sock.clone();
@@ -319,7 +318,7 @@ fn concurrent_clients_are_served_independently() {
 
 #[test]
 fn half_closed_client_still_gets_its_replies() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     c.send(
         b"{\"execute\":\"ping\",\"tag\":\"h1\"}\n{\"execute\":\"get-commands\",\"tag\":\"h2\"}\n",
@@ -331,7 +330,7 @@ fn half_closed_client_still_gets_its_replies() {
 
 #[test]
 fn agent_shutdown_replies_then_exits_cleanly() {
-    let mut agent = TestAgent::unix(&[]);
+    let mut agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let r = c.request(json!({"execute": "agent-shutdown", "tag": "bye"}));
     assert_eq!(r, json!({"return": true, "tag": "bye"}));
@@ -342,7 +341,7 @@ fn agent_shutdown_replies_then_exits_cleanly() {
 #[test]
 fn sigterm_and_sigint_exit_cleanly() {
     for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
-        let mut agent = TestAgent::unix(&[]);
+        let mut agent = Launch::new(AGENT).start(&[]);
         let mut c = agent.raw();
         ping_ok(&mut c, "x");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent.pid() as i32), sig).unwrap();
@@ -354,7 +353,7 @@ fn sigterm_and_sigint_exit_cleanly() {
 #[test]
 fn stray_signals_do_not_kill_the_agent() {
     use nix::sys::signal::*;
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let pid = nix::unistd::Pid::from_raw(agent.pid() as i32);
     let mut c = agent.raw();
     for round in 0..50 {
@@ -369,7 +368,7 @@ fn stray_signals_do_not_kill_the_agent() {
 
 #[test]
 fn no_cpu_while_idle_after_traffic() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     {
         let mut c = agent.raw();
         for burst in 0..20 {
@@ -402,9 +401,9 @@ fn no_cpu_while_idle_after_traffic() {
 
 #[test]
 fn stale_socket_is_replaced_but_a_live_one_is_not() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     // A second agent on the same live socket refuses to start.
-    let out = std::process::Command::new(common::AGENT)
+    let out = std::process::Command::new(AGENT)
         .args(["-m", "unix-listen", "-p"])
         .arg(&agent.sock)
         .output()
@@ -416,7 +415,7 @@ fn stale_socket_is_replaced_but_a_live_one_is_not() {
     let stale = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
-    let mut child = std::process::Command::new(common::AGENT)
+    let mut child = std::process::Command::new(AGENT)
         .args(["-m", "unix-listen", "-p"])
         .arg(&stale)
         .spawn()
@@ -444,14 +443,14 @@ fn config_file_locks_the_agent_down() {
         "# provider policy\nblock-commands = agent-shutdown\n",
     )
     .unwrap();
-    let agent = TestAgent::unix(&["--config", conf.to_str().unwrap()]);
+    let agent = Launch::new(AGENT).start(&["--config", conf.to_str().unwrap()]);
     let mut c = agent.raw();
     let r = c.request(json!({"execute": "agent-shutdown"}));
     assert_eq!(err(&r).0, "command \"agent-shutdown\" has been disabled");
     ping_ok(&mut c, "alive");
     // A bad file stops the agent at start, naming the line.
     std::fs::write(&conf, "block-comands = ping\n").unwrap();
-    let out = std::process::Command::new(common::AGENT)
+    let out = std::process::Command::new(AGENT)
         .args(["-m", "unix-listen", "-p", "/nonexistent/x.sock", "--config"])
         .arg(&conf)
         .output()
@@ -463,9 +462,9 @@ fn config_file_locks_the_agent_down() {
 #[test]
 fn a_request_too_big_for_memory_gets_enomem_and_the_agent_lives() {
     // 256 MiB of address space; the line limit raised far above it.
-    let mut cmd = std::process::Command::new("prlimit");
-    cmd.args(["--as=268435456", "--"]);
-    let agent = TestAgent::unix_with(cmd, &["--max-line-bytes", "2000000000"]);
+    let agent = Launch::new(AGENT)
+        .wrapper(&["prlimit", "--as=268435456", "--"])
+        .start(&["--max-line-bytes", "2000000000"]);
     let mut c = agent.raw();
     ping_ok(&mut c, "before");
     c.send(b"{\"execute\":\"ping\",\"tag\":\"");

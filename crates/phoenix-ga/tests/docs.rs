@@ -1,8 +1,8 @@
 //! The command reference in docs/commands/ documents every command the agent answers.
 
-mod common;
+use phoenix_testkit::Launch;
 
-use common::TestAgent;
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 
 #[test]
 fn every_command_is_documented() {
@@ -14,7 +14,7 @@ fn every_command_is_documented() {
             docs.push_str(&std::fs::read_to_string(&path).unwrap());
         }
     }
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let names = agent.client().commands().unwrap();
     let missing: Vec<_> = names
         .iter()

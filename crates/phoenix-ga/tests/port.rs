@@ -1,23 +1,18 @@
 //! The port transports (`isa-serial`, `virtio-serial`) on a pty: the test holds the
 //! master (the host side), the agent opens the slave as its device.
 
-mod common;
-
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{cpu_ticks, err, AGENT};
-use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::pty::PtyMaster;
+use phoenix_testkit::{cpu_ticks, err, raw_pty, request_line};
 use serde_json::{json, Value};
 
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The host end of a pty, and the agent serving its slave.
@@ -29,21 +24,9 @@ struct PtyHost {
 
 impl PtyHost {
     fn start(method: &str) -> Self {
-        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).unwrap();
-        grantpt(&master).unwrap();
-        unlockpt(&master).unwrap();
-        let slave_path = ptsname_r(&master).unwrap();
         // Raw mode before the agent opens it, so nothing we send early is echoed;
         // the agent sets raw mode itself too. Held open until the agent answers.
-        let slave = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(&slave_path)
-            .unwrap();
-        let mut t = tcgetattr(slave.as_fd()).unwrap();
-        cfmakeraw(&mut t);
-        tcsetattr(slave.as_fd(), SetArg::TCSANOW, &t).unwrap();
+        let (master, slave, slave_path) = raw_pty();
         let agent = Command::new(AGENT)
             .args(["-m", method, "-p", &slave_path])
             .stdin(Stdio::null())
@@ -103,9 +86,7 @@ impl PtyHost {
     }
 
     fn request(&mut self, req: Value) -> Value {
-        let mut line = req.to_string().into_bytes();
-        line.extend_from_slice(b"\r\n");
-        self.send(&line);
+        self.send(&request_line(&req));
         self.recv()
     }
 }

@@ -1,24 +1,13 @@
 //! `sysinfo` against the real binary, compared with what the OS says through other
 //! means (uname(1), getconf(1), /proc files, lsblk(8), statvfs via df(1)).
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use common::{ret, TestAgent};
 use phoenix_proto::types::system::SysInfo;
+use phoenix_testkit::{err, must, ret, Launch, TestAgent};
 use serde_json::{json, Value};
 
-/// Output of a command, trimmed.
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 
 /// A field of /proc/meminfo, in KiB.
 fn meminfo(key: &str) -> u64 {
@@ -49,7 +38,7 @@ fn sysinfo(agent: &TestAgent) -> Value {
 
 #[test]
 fn matches_the_kernel() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let up_before = proc_floats("/proc/uptime")[0];
     let load_before = proc_floats("/proc/loadavg");
     let v = sysinfo(&agent);
@@ -65,14 +54,14 @@ fn matches_the_kernel() {
     let s: SysInfo = serde_json::from_value(v.clone()).unwrap();
 
     let u = &s.uname;
-    assert_eq!(u.sysname, sh("uname", &["-s"]));
-    assert_eq!(u.nodename, sh("uname", &["-n"]));
-    assert_eq!(u.release, sh("uname", &["-r"]));
-    assert_eq!(u.version, sh("uname", &["-v"]));
-    assert_eq!(u.machine, sh("uname", &["-m"]));
+    assert_eq!(u.sysname, must("uname", &["-s"]));
+    assert_eq!(u.nodename, must("uname", &["-n"]));
+    assert_eq!(u.release, must("uname", &["-r"]));
+    assert_eq!(u.version, must("uname", &["-v"]));
+    assert_eq!(u.machine, must("uname", &["-m"]));
     let domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
     assert_eq!(u.domain, domain.trim_end_matches('\n'));
-    assert_eq!(s.long_bit.to_string(), sh("getconf", &["LONG_BIT"]));
+    assert_eq!(s.long_bit.to_string(), must("getconf", &["LONG_BIT"]));
     assert!(v["long_bit"].is_u64());
 
     // sysinfo(2) rounds a started second up; /proc/uptime has hundredths.
@@ -124,7 +113,7 @@ fn lsblk_mounts() -> Vec<(String, Vec<String>)> {
             collect(c, out);
         }
     }
-    let v: Value = serde_json::from_str(&sh("lsblk", &["-J", "-o", "NAME,MOUNTPOINTS"])).unwrap();
+    let v: Value = serde_json::from_str(&must("lsblk", &["-J", "-o", "NAME,MOUNTPOINTS"])).unwrap();
     v["blockdevices"]
         .as_array()
         .unwrap()
@@ -139,7 +128,7 @@ fn lsblk_mounts() -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn disks_are_the_real_block_devices() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let v = sysinfo(&agent);
     let lsblk = lsblk_mounts();
 
@@ -185,7 +174,7 @@ fn disks_are_the_real_block_devices() {
                 "{name}: {mp} is not the shortest"
             );
             // statvfs sizes as df(1) computes them; the total does not move.
-            let df = sh("df", &["-B1", "--output=size", mp]);
+            let df = must("df", &["-B1", "--output=size", mp]);
             let df_total: u64 = df.lines().nth(1).unwrap().trim().parse().unwrap();
             assert_eq!(total, df_total / 1024, "{name} on {mp}");
             assert!(used <= total && avail <= total);
@@ -199,12 +188,19 @@ fn disks_are_the_real_block_devices() {
 /// An agent in its own mount namespace whose /run is a fresh tmpfs prepared by
 /// `setup` (shell commands run before the agent starts).
 fn agent_with_run(setup: &str) -> TestAgent {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "--propagation", "private", "sh", "-ec"]);
-    cmd.arg(format!(
-        "mount -t tmpfs tmpfs /run; mkdir -p /run/systemd; {setup}; exec \"$0\" \"$@\""
-    ));
-    TestAgent::unix_with(cmd, &[])
+    let script =
+        format!("mount -t tmpfs tmpfs /run; mkdir -p /run/systemd; {setup}; exec \"$0\" \"$@\"");
+    Launch::new(AGENT)
+        .wrapper(&[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-ec",
+            &script,
+        ])
+        .start(&[])
 }
 
 /// A 384-byte x86-64 utmp record, written at glibc's offsets.
@@ -292,7 +288,7 @@ fn unreadable_utmp_is_an_error_naming_it() {
     // /run/utmp as a directory: read(2) fails with EISDIR.
     let agent = agent_with_run("mkdir /run/utmp");
     let r = agent.raw().request(json!({"execute": "sysinfo"}));
-    let (msg, code) = common::err(&r);
+    let (msg, code) = err(&r);
     assert_eq!(msg, "read /run/utmp: Is a directory");
     assert_eq!(code, 21);
     // The agent stays up.
@@ -302,7 +298,7 @@ fn unreadable_utmp_is_an_error_naming_it() {
 
 #[test]
 fn listed_and_answers_concurrently() {
-    let agent = TestAgent::unix(&[]);
+    let agent = Launch::new(AGENT).start(&[]);
     let mut c = agent.raw();
     let names = ret(&c.request(json!({"execute": "get-commands"}))).clone();
     assert!(names.as_array().unwrap().iter().any(|n| n == "sysinfo"));

@@ -4,10 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-#[path = "../../../phoenix-client/tests/support/mod.rs"]
-pub mod support;
-
-pub use support::TestAgent;
+pub use phoenix_testkit::TestAgent;
 
 /// The command under test.
 pub const CTL: &str = env!("CARGO_BIN_EXE_phoenix-ctl");

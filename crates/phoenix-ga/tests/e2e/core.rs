@@ -8,7 +8,7 @@ use phoenix_client::ClientError;
 use phoenix_e2e::{Guest, GuestOpts, AGENT_PORT, NIC, SCRATCH};
 use serde_json::json;
 
-use crate::{guest, Raw};
+use crate::{guest, raw};
 
 #[test]
 fn ping_and_get_commands_through_the_port() {
@@ -83,7 +83,7 @@ fn host_reconnects_and_nothing_is_lost() {
         drop(c);
 
         // 100 requests in one write; 100 replies, each tag once.
-        let mut raw = Raw::connect(&g);
+        let mut raw = raw(&g);
         raw.send(&[0xFF]);
         let mut burst = Vec::new();
         for i in 0..100 {
@@ -98,7 +98,7 @@ fn host_reconnects_and_nothing_is_lost() {
         raw.send(&burst);
         let mut tags = HashSet::new();
         for _ in 0..100 {
-            let (reply, _) = raw.recv();
+            let reply = raw.recv();
             assert!(reply.get("return").is_some(), "{reply}");
             assert!(
                 tags.insert(reply["tag"].as_str().unwrap().to_string()),
@@ -146,18 +146,18 @@ fn agent_sleeps_while_the_host_is_away() {
 #[test]
 fn resync_byte_through_the_port() {
     let Some(g) = guest() else { return };
-    let mut raw = Raw::connect(&g);
+    let mut raw = raw(&g);
     raw.send(&[0xFF]);
     raw.send(br#"{"execute":"get-comm"#);
     raw.send(&[0xFF]);
     raw.send(b"{\"execute\":\"ping\",\"tag\":\"a\"}\n");
-    let (reply, _) = raw.recv();
+    let reply = raw.recv();
     assert_eq!(
         reply,
         json!({"return": env!("CARGO_PKG_VERSION"), "tag": "a"})
     );
     raw.send(b"{\"execute\":\"ping\",\"tag\":\"b\"}\n");
-    let (reply, _) = raw.recv();
+    let reply = raw.recv();
     assert_eq!(
         reply["tag"], "b",
         "an error reply for the dropped partial line? {reply}"
@@ -184,7 +184,7 @@ fn large_reply_through_the_port() {
     assert_eq!(c.ping().unwrap(), env!("CARGO_PKG_VERSION"));
     drop(c);
 
-    let mut raw = Raw::connect(&g);
+    let mut raw = raw(&g);
     raw.send(&[0xFF]);
     raw.send(
         json!({"execute": name, "tag": "big"})
@@ -192,7 +192,7 @@ fn large_reply_through_the_port() {
             .as_bytes(),
     );
     raw.send(b"\n");
-    let (reply, len) = raw.recv();
+    let (reply, len) = raw.recv_sized();
     assert_eq!(reply["tag"], "big");
     assert!(len > 128 * 1024, "reply of {len} bytes");
 }

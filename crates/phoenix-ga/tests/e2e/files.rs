@@ -1,46 +1,14 @@
 //! Files and directories in the guest: a 10 MiB file written and read back with md5
 //! equal on both ends, directory and stat calls checked against the guest's own `stat`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use base64::Engine as _;
 use phoenix_e2e::SCRATCH;
+use phoenix_testkit::{b64, md5sum_bytes, random_bytes, unb64};
 use serde_json::{json, Value};
 
 use crate::{call, call_err, guest};
 
-/// `n` pseudo-random bytes (xorshift; incompressible enough to catch any mix-up).
-fn pseudo_random(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// md5 of `data` by the host's md5sum.
-fn host_md5(data: &[u8]) -> String {
-    let mut child = Command::new("md5sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run md5sum");
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap()[..32].to_string()
-}
-
 /// errno of a read on a handle the agent no longer has.
 const EBADF: i32 = 9;
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
 
 #[test]
 fn ten_mib_written_and_read_back() {
@@ -51,8 +19,8 @@ fn ten_mib_written_and_read_back() {
     let dir = format!("{SCRATCH}/files-big");
     g.sh_ok(&format!("rm -rf {dir} && mkdir -p {dir}"));
     let path = format!("{dir}/big");
-    let data = pseudo_random(10 << 20);
-    let md5 = host_md5(&data);
+    let data = random_bytes(10 << 20, 0xe2e);
+    let md5 = md5sum_bytes(&data);
 
     let h = call(&c, "file-open", json!({"path": path, "mode": "w"}));
     for chunk in data.chunks(1 << 20) {
@@ -72,12 +40,7 @@ fn ten_mib_written_and_read_back() {
     let mut back = Vec::new();
     loop {
         let r = call(&c, "file-read", json!({"handle_id": h, "count": 1 << 20}));
-        let chunk = r["bufb64"].as_str().expect("bufb64");
-        back.extend(
-            base64::engine::general_purpose::STANDARD
-                .decode(chunk)
-                .unwrap(),
-        );
+        back.extend(unb64(&r["bufb64"]));
         if r["eof"] == json!(true) {
             break;
         }
@@ -93,9 +56,7 @@ fn ten_mib_written_and_read_back() {
     // The compatible default chunk: 4096 bytes per read.
     let h = call(&c, "file-open", json!({"path": path}));
     let r = call(&c, "file-read", json!({"handle_id": h}));
-    let first = base64::engine::general_purpose::STANDARD
-        .decode(r["bufb64"].as_str().unwrap())
-        .unwrap();
+    let first = unb64(&r["bufb64"]);
     assert_eq!(first, data[..4096]);
     assert_eq!(call(&c, "file-close", json!({"handle_id": h})), json!(true));
     g.sh_ok(&format!("rm -rf {dir}"));

@@ -13,13 +13,12 @@ mod freeze;
 mod network;
 mod sysinfo;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
 use phoenix_client::{AgentError, Client, ClientError};
 use phoenix_e2e::{Guest, GuestOpts};
+use phoenix_testkit::RawConn;
 use serde_json::Value;
 
 /// The guest shared by this binary's tests, or `None` when e2e tests are skipped.
@@ -60,38 +59,10 @@ impl Drop for Thaw<'_> {
     }
 }
 
-/// A raw connection to the host socket, for byte-level checks.
-struct Raw {
-    stream: UnixStream,
-    reader: BufReader<UnixStream>,
-}
-
-impl Raw {
-    fn connect(g: &Guest) -> Raw {
-        let stream = UnixStream::connect(g.host_socket()).expect("connect the host socket");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Raw { stream, reader }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
-    }
-
-    /// The next reply line, with its length in bytes.
-    fn recv(&mut self) -> (Value, usize) {
-        let mut line = Vec::new();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut line)
-            .expect("read a reply");
-        assert!(
-            n > 0 && line.ends_with(b"\n"),
-            "connection closed: {line:?}"
-        );
-        let v = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("bad reply: {e}"));
-        (v, n)
-    }
+/// A raw connection to the host socket, for byte-level checks. Replies cross an
+/// emulated port, so they may take longer than the local socket's 20 s.
+fn raw(g: &Guest) -> RawConn {
+    let conn = RawConn::connect(&g.host_socket());
+    conn.set_timeout(Duration::from_secs(60));
+    conn
 }

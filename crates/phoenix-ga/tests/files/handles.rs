@@ -6,8 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::common::{err, ret, RawConn};
 use crate::helpers::*;
+use phoenix_testkit::{err, ret, RawConn};
 
 #[test]
 fn handle_limit_is_emfile_and_numbers_are_not_reused() {

@@ -1,11 +1,12 @@
 //! File and directory commands against the real binary, checked against what the OS
 //! shows afterwards (contents, md5sum, lstat, /proc).
 
-#[path = "../common/mod.rs"]
-mod common;
 mod handles;
 mod helpers;
 mod metadata;
 mod open;
 mod pipeline;
 mod transfer;
+
+/// The agent binary under test.
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");

@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
@@ -128,36 +127,35 @@ fn eacces_as_an_unprivileged_user() {
     std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
     let a = agent_as_nobody(dir);
     let mut c = a.raw();
-    let t = |p: &Path| s(p);
     let cases = [
-        ("file-open", json!({"path": t(&secret)}), "open", &secret),
+        ("file-open", json!({"path": s(&secret)}), "open", &secret),
         (
             "file-open",
-            json!({"path": t(&top.path().join("new")), "mode": "w"}),
+            json!({"path": s(&top.path().join("new")), "mode": "w"}),
             "open",
             &top.path().join("new"),
         ),
         (
             "get-file-md5sum",
-            json!({"path": t(&secret)}),
+            json!({"path": s(&secret)}),
             "open",
             &secret,
         ),
         (
             "directory-list",
-            json!({"path": t(&closed)}),
+            json!({"path": s(&closed)}),
             "open",
             &closed,
         ),
         (
             "directory-create",
-            json!({"path": t(&top.path().join("d/e"))}),
+            json!({"path": s(&top.path().join("d/e"))}),
             "mkdir",
             &top.path().join("d"),
         ),
         (
             "file-stat",
-            json!({"path": t(&closed.join("x"))}),
+            json!({"path": s(&closed.join("x"))}),
             "lstat",
             &closed.join("x"),
         ),
@@ -171,7 +169,7 @@ fn eacces_as_an_unprivileged_user() {
     let (msg, code) = fails(
         &mut c,
         "file-chmod",
-        json!({"path": t(&secret), "perm": 511}),
+        json!({"path": s(&secret), "perm": 511}),
     );
     assert_eq!(
         (code, msg),
@@ -184,7 +182,7 @@ fn eacces_as_an_unprivileged_user() {
         fails(
             &mut c,
             "file-chown",
-            json!({"path": t(&secret), "uid": 65534})
+            json!({"path": s(&secret), "uid": 65534})
         )
         .1,
         1

@@ -4,19 +4,16 @@
 use std::collections::HashMap;
 use std::fs;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::common::{err, ret, RawConn};
 use crate::helpers::*;
+use phoenix_testkit::{b64, err, request_line, ret, unb64, RawConn};
 
 /// Sends every request in one write, then collects one reply per request by tag.
 fn pipeline(conn: &mut RawConn, requests: &[Value]) -> HashMap<String, Value> {
     let mut bytes = Vec::new();
     for r in requests {
-        bytes.extend_from_slice(r.to_string().as_bytes());
-        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&request_line(r));
     }
     conn.send(&bytes);
     let mut replies = HashMap::new();
@@ -49,7 +46,7 @@ fn pipelined_writes_land_in_order() {
         .enumerate()
         .map(|(i, part)| {
             json!({"execute": "file-write", "tag": format!("w{i}"), "arguments": {
-                "handle_id": h, "bufb64": STANDARD.encode(part), "eof": i == chunks.len() - 1}})
+                "handle_id": h, "bufb64": b64(part), "eof": i == chunks.len() - 1}})
         })
         .collect();
     // Other commands still run beside the handle's queue.
@@ -88,7 +85,7 @@ fn pipelined_reads_come_back_in_order_and_stop_at_eof() {
     let mut back = Vec::new();
     for i in 0..65 {
         let r = ret(&replies[&format!("r{i}")]);
-        let part = STANDARD.decode(r["bufb64"].as_str().unwrap()).unwrap();
+        let part = unb64(&r["bufb64"]);
         assert_eq!(part.len(), if i < 64 { count } else { 0 }, "read {i}");
         assert_eq!(r["eof"], json!(i == 64), "read {i}");
         back.extend_from_slice(&part);
@@ -130,7 +127,7 @@ fn reads_of_a_file_partly_out_of_the_page_cache_come_back_whole() {
             let r = c.request(json!({"execute": "file-read",
                                      "arguments": {"handle_id": h, "count": count}}));
             let r = ret(&r);
-            let part = STANDARD.decode(r["bufb64"].as_str().unwrap()).unwrap();
+            let part = unb64(&r["bufb64"]);
             assert!(
                 r["eof"] == json!(true) || part.len() == count,
                 "short chunk"

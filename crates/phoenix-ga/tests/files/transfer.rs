@@ -10,8 +10,8 @@ use phoenix_client::Client;
 use phoenix_proto::types::files::{FileReadResult, FileWrite};
 use serde_json::json;
 
-use crate::common::{ret, TestAgent};
 use crate::helpers::*;
+use phoenix_testkit::ret;
 
 /// Uploads `data` in `chunk`-byte file-writes; the last one carries eof (and data).
 fn upload(c: &Client, path: &Path, data: &[u8], chunk: usize) {
