@@ -134,7 +134,7 @@ fn a_closed_connection_fails_every_later_call() {
 fn connecting_to_nothing_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("none.sock");
-    let e = Client::connect(&path).err().expect("connect must fail");
+    let e = Client::connect(&path).expect_err("connect must fail");
     assert!(e.to_string().contains("none.sock"), "{e}");
 }
 

@@ -344,7 +344,11 @@ fn sigterm_and_sigint_exit_cleanly() {
         let mut agent = Launch::new(AGENT).start(&[]);
         let mut c = agent.raw();
         ping_ok(&mut c, "x");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent.pid() as i32), sig).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(agent.pid()).unwrap()),
+            sig,
+        )
+        .unwrap();
         assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0), "{sig}");
         assert!(!agent.sock.exists());
     }
@@ -354,7 +358,7 @@ fn sigterm_and_sigint_exit_cleanly() {
 fn stray_signals_do_not_kill_the_agent() {
     use nix::sys::signal::*;
     let agent = Launch::new(AGENT).start(&[]);
-    let pid = nix::unistd::Pid::from_raw(agent.pid() as i32);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(agent.pid()).unwrap());
     let mut c = agent.raw();
     for round in 0..50 {
         for sig in [

@@ -71,7 +71,7 @@ impl PtyHost {
             }
             let m = self.master.as_mut().unwrap();
             let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
-            let ms = PollTimeout::try_from(left.as_millis() as u32).unwrap();
+            let ms = PollTimeout::try_from(left).unwrap();
             if poll(&mut fds, ms).unwrap() == 0 {
                 continue;
             }

@@ -74,6 +74,7 @@ pub fn wait_listening(sock: &Path) {
 /// in which directory. [`Launch::start`] starts it. phoenix-ga's own tests name their
 /// binary, `Launch::new(env!("CARGO_BIN_EXE_phoenix-ga"))`; other packages' tests use
 /// [`agent_binary`] (or [`TestAgent::start`]).
+#[derive(Debug)]
 pub struct Launch {
     binary: PathBuf,
     wrapper: Vec<String>,
@@ -140,6 +141,7 @@ impl Launch {
 
 /// A running agent on a unix-listen socket in its own temporary directory; killed on
 /// drop.
+#[derive(Debug)]
 pub struct TestAgent {
     /// The agent's process (the wrapper's, which exec'd the agent).
     pub child: Child,

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 /// A raw byte stream to the agent: what is sent is exactly what the test wrote, and
 /// replies are read one line at a time.
+#[derive(Debug)]
 pub struct RawConn {
     /// The socket, for tests that write, read or shut it down themselves.
     pub stream: UnixStream,

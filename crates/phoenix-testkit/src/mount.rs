@@ -6,6 +6,7 @@ use crate::process::{must, path_str, quiet};
 
 /// A tmpfs of a given size, mounted for one test and unmounted when dropped (lazily
 /// when it is still busy). Root only.
+#[derive(Debug)]
 pub struct Tmpfs {
     mnt: PathBuf,
     _dir: Option<tempfile::TempDir>,

@@ -170,7 +170,7 @@ fn resync_byte_through_the_port() {
 fn large_reply_through_the_port() {
     let Some(g) = guest() else { return };
     let name: String = (0..100 * 1024)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
         .collect();
     let c = g.client();
     match c.call_raw(&name, None, Some(Duration::from_secs(60))) {

@@ -28,7 +28,7 @@ impl SignalStorm {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let (st, se) = (stop.clone(), sent.clone());
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 for &sig in &signals {

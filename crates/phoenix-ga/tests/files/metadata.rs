@@ -85,7 +85,7 @@ fn file_stat_is_lstat_with_go_keys() {
     assert_eq!((&r["name"], &r["isdir"]), (&json!("link"), &json!(false)));
     check_stat(&r["stat"], &link);
     assert_eq!(
-        r["stat"]["Mode"].as_u64().unwrap() as u32 & libc::S_IFMT,
+        u32::try_from(r["stat"]["Mode"].as_u64().unwrap()).unwrap() & libc::S_IFMT,
         libc::S_IFLNK
     );
     let r = ok(&mut c, "file-stat", json!({"path": "/"}));

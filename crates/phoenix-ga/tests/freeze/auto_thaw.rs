@@ -42,7 +42,7 @@ fn sigterm_and_sigint_while_frozen_thaw() {
         assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
         let mut w = Writer::start(&fs, sig.as_str());
         w.assert_blocked();
-        kill(Pid::from_raw(agent.pid() as i32), sig).unwrap();
+        kill(Pid::from_raw(i32::try_from(agent.pid()).unwrap()), sig).unwrap();
         assert_eq!(agent.wait_exit(WAIT), Some(0));
         w.assert_completes();
         assert!(!state.path().join("frozen").exists());

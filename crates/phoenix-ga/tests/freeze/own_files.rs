@@ -57,7 +57,11 @@ fn sigterm_thaws_before_removing_a_socket_on_the_frozen_filesystem() {
     assert_eq!(ret(&freeze(&mut c, &[fs.path()])), true);
     // Exiting removes the socket: an unlink on the frozen filesystem, which would
     // hang the agent for good if it came before the thaw.
-    kill(Pid::from_raw(agent.0.id() as i32), Signal::SIGTERM).unwrap();
+    kill(
+        Pid::from_raw(i32::try_from(agent.0.id()).unwrap()),
+        Signal::SIGTERM,
+    )
+    .unwrap();
     let status = wait_exit(&mut agent.0, WAIT).expect("agent hung on its own frozen disk");
     assert_eq!(status.code(), Some(0));
     assert!(!sock.exists(), "socket left behind");
