@@ -166,7 +166,7 @@ pub fn initramfs(kernel: &Kernel, payload: &Payload<'_>, stage: &Path, out: &Pat
     let busybox = which("busybox")?;
     if !libraries(&busybox)?.is_empty() {
         return Err(Error::msg(format!(
-            "{} is dynamically linked: install busybox-static (scripts/e2e-deps.sh)",
+            "{} is dynamically linked: install busybox-static (scripts/test --deps-only does)",
             busybox.display()
         )));
     }
@@ -306,7 +306,7 @@ fn which(name: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::msg(format!(
-                "{name} not found in PATH (scripts/e2e-deps.sh installs it)"
+                "{name} not found in PATH (scripts/test --deps-only installs it)"
             ))
         })
 }

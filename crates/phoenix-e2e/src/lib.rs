@@ -271,7 +271,7 @@ impl Guest {
             .map_err(|e| Error::io(format!("create {}", log_path.display()), e))?;
         let qemu = qemu::Qemu::spawn(cmd, log).map_err(|e| {
             Error::io(
-                format!("start {qemu_bin} (scripts/e2e-deps.sh installs it)"),
+                format!("start {qemu_bin} (scripts/test --deps-only installs it)"),
                 e,
             )
         })?;
