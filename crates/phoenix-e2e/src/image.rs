@@ -58,8 +58,11 @@ pub fn kernel() -> Result<Kernel> {
     let lock_path = cache.join(".lock");
     let lock_file = File::create(&lock_path)
         .map_err(|e| Error::io(format!("create {}", lock_path.display()), e))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| Error::msg(format!("lock {}: {e}", lock_path.display())))?;
+    let _lock =
+        Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, source)| Error::Sys {
+            what: format!("lock {}", lock_path.display()),
+            source,
+        })?;
 
     let ready = cache.join("kernel.ready");
     if let Ok(release) = fs::read_to_string(&ready) {
