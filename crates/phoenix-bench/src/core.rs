@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{ping, quantile, sample, Better, Env, Peer, Report};
+use crate::harness::{ping, quantile, sample, Better, Env, OrPanic, Peer, Report};
 
 /// Runs the core section.
 pub fn run(env: &Env, report: &mut Report) {
@@ -80,10 +80,10 @@ pub fn run(env: &Env, report: &mut Report) {
 fn ping_rtt(peer: &Peer, n: usize) -> (Duration, Duration) {
     let client = peer.client();
     for _ in 0..200 {
-        ping(&client).expect("ping");
+        ping(&client).or_panic("ping");
     }
     let v = sample(n, || {
-        ping(&client).expect("ping");
+        ping(&client).or_panic("ping");
     });
     (quantile(&v, 0.5), quantile(&v, 0.99))
 }

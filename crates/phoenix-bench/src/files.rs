@@ -17,7 +17,7 @@ use base64::Engine as _;
 use phoenix_client::{transfer, Client};
 use serde_json::value::RawValue;
 
-use crate::harness::{random_file, Better, Env, Kind, Peer, Report};
+use crate::harness::{random_file, Better, Env, Kind, OrPanic, Peer, Report};
 use crate::transfers::{self, download, label};
 
 /// Time allowed for one request.
@@ -128,7 +128,7 @@ pub fn run(env: &Env, report: &mut Report) {
                 Some(Duration::from_secs(120)),
             )
             .map(|v| serde_json::from_str(v.get()).expect("md5 reply"))
-            .expect("get-file-md5sum");
+            .or_panic("get-file-md5sum");
         ours_t = ours_t.min(t0.elapsed());
         assert_eq!(sum, want, "get-file-md5sum differs from md5sum");
     }
@@ -209,11 +209,10 @@ fn upload(
         let args = raw(&format!(
             r#"{{"{handle_key}":{h},"{data_key}":"{b64}"{eof}}}"#
         ));
-        pending.push_back(c.send_request(write, Some(&args)).expect(write));
+        pending.push_back(c.send_request(write, Some(&args)).or_panic(write));
         while pending.len() >= window || (i == last && !pending.is_empty()) {
             let done = pending.pop_front().expect("a write in flight");
-            done.wait(Some(Duration::from_secs(60)))
-                .unwrap_or_else(|e| panic!("{write}: {e}"));
+            done.wait(Some(Duration::from_secs(60))).or_panic(write);
         }
     }
     match peer.kind {

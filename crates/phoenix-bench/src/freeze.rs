@@ -10,11 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use phoenix_client::Client;
+use phoenix_client::{Client, Report as ErrorReport};
 use phoenix_e2e::loopfs::LoopFs;
 use serde_json::{json, value::to_raw_value};
 
-use crate::harness::{quantile, Better, Env, Report};
+use crate::harness::{quantile, Better, Env, OrPanic, Report};
 
 /// Rounds per figure.
 const ROUNDS: usize = 15;
@@ -45,12 +45,15 @@ pub fn run(env: &Env, report: &mut Report) {
     let peer_ok = match peer_api.freeze(probe) {
         Ok(n) => {
             let frozen = probe[0].is_frozen();
-            peer_api.thaw().expect("qemu-ga thaw");
+            peer_api.thaw().or_panic("qemu-ga thaw");
             println!("qemu-ga froze {n} filesystem(s); loop mount really frozen: {frozen}");
             frozen
         }
         Err(e) => {
-            println!("qemu-ga guest-fsfreeze-freeze-list failed on a loop mount: {e}");
+            println!(
+                "qemu-ga guest-fsfreeze-freeze-list failed on a loop mount: {}",
+                ErrorReport(&e)
+            );
             false
         }
     };
@@ -122,7 +125,7 @@ impl Api<'_> {
         let thawed = self.thaw();
         let t2 = Instant::now();
         if let Err(e) = frozen.and(thawed) {
-            panic!("{} / {}: {e}", self.freeze, self.thaw);
+            panic!("{} / {}: {}", self.freeze, self.thaw, ErrorReport(&e));
         }
         (t1 - t0, t2 - t1)
     }

@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use phoenix_client::{transfer, Client, Options};
+use phoenix_client::{transfer, Client, Options, Report as ErrorReport};
 use phoenix_e2e::{Guest, GuestOpts};
 use serde_json::value::RawValue;
 
-use crate::harness::{quantile, sample, Better, Env, Kind, Report};
+use crate::harness::{quantile, sample, Better, Env, Kind, OrPanic, Report};
 use crate::transfers::{self, label};
 
 /// Downloads the guest file `path` through `peer` (see [`transfers::download`]).
@@ -77,7 +77,10 @@ pub fn run(env: &Env, report: &mut Report) {
     let g = match Guest::boot(opts) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("guest section skipped: cannot boot the guest: {e}");
+            eprintln!(
+                "guest section skipped: cannot boot the guest: {}",
+                ErrorReport(&e)
+            );
             return;
         }
     };
@@ -90,7 +93,7 @@ pub fn run(env: &Env, report: &mut Report) {
         "mkdir -p /run/qga && qemu-ga -d -m virtio-serial -p /dev/virtio-ports/{QGA_PORT} \
          -t /run/qga -f /run/qga.pid"
     ));
-    let ours = Client::connect_with(g.host_socket(), Options::default()).expect("connect ours");
+    let ours = Client::connect_with(g.host_socket(), Options::default()).or_panic("connect ours");
     let qga = Client::connect_with(
         g.port_socket(QGA_PORT),
         Options {
@@ -100,7 +103,7 @@ pub fn run(env: &Env, report: &mut Report) {
             ..Options::default()
         },
     )
-    .expect("connect qemu-ga");
+    .or_panic("connect qemu-ga");
 
     // Ping round trip through the port.
     let n = env.pings.min(2000);
@@ -283,10 +286,10 @@ fn transfer_rows(
 fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
     let ping = client.options().ping_command;
     for _ in 0..100 {
-        client.call_raw(ping, None, None).expect("ping");
+        client.call_raw(ping, None, None).or_panic("ping");
     }
     let v = sample(n, || {
-        client.call_raw(ping, None, None).expect("ping");
+        client.call_raw(ping, None, None).or_panic("ping");
     });
     (quantile(&v, 0.5), quantile(&v, 0.99))
 }
@@ -359,7 +362,7 @@ fn raw(text: String) -> Box<RawValue> {
 
 fn call(c: &Client, name: &str, args: String) -> Box<RawValue> {
     c.call_raw(name, Some(&raw(args)), Some(Duration::from_secs(300)))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .or_panic(name)
 }
 
 /// Uploads pre-encoded `chunks` to [`DST`] in the guest, `window` writes in flight,
@@ -401,7 +404,7 @@ fn upload(
     let mut pending = VecDeque::new();
     for (i, b64) in chunks.iter().enumerate() {
         let args = raw(format!(r#"{{"{handle_key}":{h},"{data_key}":"{b64}"}}"#));
-        pending.push_back(c.send_request(write, Some(&args)).expect(write));
+        pending.push_back(c.send_request(write, Some(&args)).or_panic(write));
         while pending.len() >= window || (i == chunks.len() - 1 && !pending.is_empty()) {
             let done = pending.pop_front().expect("a write in flight");
             match done.wait(Some(STALL)) {
@@ -415,7 +418,7 @@ fn upload(
                     );
                     return None;
                 }
-                Err(e) => panic!("{write}: {e}"),
+                Err(e) => panic!("{write}: {}", ErrorReport(&e)),
             }
         }
     }

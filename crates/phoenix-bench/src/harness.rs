@@ -180,7 +180,7 @@ impl Peer {
 
     /// A new client connection.
     pub fn client(&self) -> Client {
-        self.try_client().expect("connect")
+        self.try_client().or_panic("connect")
     }
 
     /// The process id.
@@ -208,6 +208,24 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `result.or_panic(what)`: the value, or a panic with `what` and the error's whole
+/// chain, each source once (`connect: connect /tmp/.../ga.sock: Connection refused (os
+/// error 111)`), where `expect` would print the error's Debug form.
+pub trait OrPanic<T> {
+    /// The value, or a panic naming `what` and the error chain.
+    fn or_panic(self, what: &str) -> T;
+}
+
+impl<T, E: std::error::Error> OrPanic<T> for Result<T, E> {
+    #[track_caller]
+    fn or_panic(self, what: &str) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => panic!("{what}: {}", phoenix_client::Report(&e)),
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
 
-use crate::harness::{quantile, Better, Env, Peer, Report};
+use crate::harness::{quantile, Better, Env, OrPanic, Peer, Report};
 
 /// Routes for the route-list figures.
 const ROUTES: usize = 10_000;
@@ -138,11 +138,11 @@ fn time_listing(peer: &Peer, command: &str, runs: usize, links: usize) -> Timing
 fn time_calls(peer: &Peer, command: &str, runs: usize) -> Timing {
     let client = peer.client();
     let timeout = Some(Duration::from_secs(600));
-    client.call_raw(command, None, timeout).expect(command);
+    client.call_raw(command, None, timeout).or_panic(command);
     let mut v: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            client.call_raw(command, None, timeout).expect(command);
+            client.call_raw(command, None, timeout).or_panic(command);
             t.elapsed()
         })
         .collect();
@@ -158,7 +158,7 @@ fn count(peer: &Peer, command: &str) -> usize {
     let raw = peer
         .client()
         .call_raw(command, None, Some(Duration::from_secs(600)))
-        .expect(command);
+        .or_panic(command);
     entries(raw.get())
 }
 
@@ -169,7 +169,7 @@ fn first_call(peer: &Peer, command: &str) -> (Duration, usize) {
     let t = Instant::now();
     let raw = client
         .call_raw(command, None, Some(Duration::from_secs(600)))
-        .expect(command);
+        .or_panic(command);
     let elapsed = t.elapsed();
     (elapsed, entries(raw.get()))
 }

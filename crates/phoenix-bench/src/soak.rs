@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::harness::{open_fds, Better, Env, Report};
+use crate::harness::{open_fds, Better, Env, OrPanic, Report};
 
 /// Requests in one write.
 const BURST: usize = 100;
@@ -130,7 +130,7 @@ fn mix(commands: &[String], scratch: &std::path::Path) -> Vec<Item> {
 pub fn run(env: &Env, report: &mut Report) {
     let agent = env.start_ours(&[]);
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let commands: Vec<String> = agent.client().commands().expect("get-commands");
+    let commands: Vec<String> = agent.client().commands().or_panic("get-commands");
     let items = mix(&commands, scratch.path());
     let stream = UnixStream::connect(&agent.sock).expect("connect");
     let mut writer = stream.try_clone().expect("clone");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use phoenix_client::Client;
 
-use crate::harness::{quantile, sample, Better, Env, Report};
+use crate::harness::{quantile, sample, Better, Env, OrPanic, Report};
 
 /// Sequential calls per figure.
 const CALLS: usize = 500;
@@ -70,7 +70,7 @@ pub fn run(env: &Env, report: &mut Report) {
 fn call(client: &Client, name: &str) -> usize {
     let raw = client
         .call_raw(name, None, Some(Duration::from_secs(30)))
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        .or_panic(name);
     raw.get().len()
 }
 

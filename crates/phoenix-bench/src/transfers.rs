@@ -10,7 +10,7 @@ use phoenix_client::Client;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::harness::Kind;
+use crate::harness::{Kind, OrPanic};
 
 /// A read reply of either agent; the data is borrowed from the reply where it has no
 /// escapes (qemu-ga writes `/` as `\/`).
@@ -38,8 +38,7 @@ pub fn label(chunk: usize, window: usize) -> String {
 /// Calls `name` with raw JSON `args`, panicking on any failure.
 pub fn call(c: &Client, name: &str, args: &str, timeout: Duration) -> Box<RawValue> {
     let args = RawValue::from_string(args.to_string()).expect("valid JSON");
-    c.call_raw(name, Some(&args), Some(timeout))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    c.call_raw(name, Some(&args), Some(timeout)).or_panic(name)
 }
 
 /// Downloads the file at `path_json` (a JSON string) in `chunk`-byte reads, `window`
@@ -90,7 +89,7 @@ pub fn download(
             .pop_front()
             .expect("a read in flight")
             .wait(Some(timeout))
-            .unwrap_or_else(|e| panic!("{read}: {e}"));
+            .or_panic(read);
         let r: ReadReply = serde_json::from_str(reply.get()).expect("read reply");
         part.resize(r.bufb64.len() / 4 * 3, 0);
         let n = base64_simd::STANDARD

@@ -18,5 +18,5 @@ pub mod transfer;
 
 pub use api::AgentInfo;
 pub use conn::{Client, Options, Pending};
-pub use error::{AgentError, ClientError};
+pub use error::{AgentError, ClientError, Report};
 pub use transfer::{Progress, Transfer, UploadOptions};

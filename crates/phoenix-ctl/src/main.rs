@@ -15,11 +15,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use phoenix_client::{Client, ClientError, Options};
+use phoenix_client::{Client, ClientError, Options, Report};
 
 use cli::{Cli, Cmd};
 
-/// What a command returns: its errors are printed on stderr by `main`.
+/// What a command returns: its errors are printed on stderr by `main`, each source in
+/// the chain once (`phoenix-ctl: connect /run/vm1-ga.sock: Connection refused (os error
+/// 111)`).
 pub type Result<T = ()> = std::result::Result<T, Box<dyn StdError + Send + Sync>>;
 
 /// A mistake in the command line that clap cannot see (exit status 2).
@@ -55,7 +57,7 @@ fn main() -> ExitCode {
                 // `phoenix-ctl cat big | head`: the reader left, nothing to report.
                 return ExitCode::SUCCESS;
             }
-            eprintln!("phoenix-ctl: {e}");
+            eprintln!("phoenix-ctl: {}", Report(&*e));
             ExitCode::from(exit_status(&*e))
         }
     }

@@ -58,8 +58,11 @@ pub fn kernel() -> Result<Kernel> {
     let lock_path = cache.join(".lock");
     let lock_file = File::create(&lock_path)
         .map_err(|e| Error::io(format!("create {}", lock_path.display()), e))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| Error::msg(format!("lock {}: {e}", lock_path.display())))?;
+    let _lock =
+        Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, source)| Error::Sys {
+            what: format!("lock {}", lock_path.display()),
+            source,
+        })?;
 
     let ready = cache.join("kernel.ready");
     if let Ok(release) = fs::read_to_string(&ready) {
@@ -166,7 +169,7 @@ pub fn initramfs(kernel: &Kernel, payload: &Payload<'_>, stage: &Path, out: &Pat
     let busybox = which("busybox")?;
     if !libraries(&busybox)?.is_empty() {
         return Err(Error::msg(format!(
-            "{} is dynamically linked: install busybox-static (scripts/e2e-deps.sh)",
+            "{} is dynamically linked: install busybox-static (scripts/test --deps-only does)",
             busybox.display()
         )));
     }
@@ -306,7 +309,7 @@ fn which(name: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::msg(format!(
-                "{name} not found in PATH (scripts/e2e-deps.sh installs it)"
+                "{name} not found in PATH (scripts/test --deps-only installs it)"
             ))
         })
 }

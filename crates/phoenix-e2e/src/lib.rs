@@ -36,6 +36,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use image::{cache_dir, kernel, Kernel};
+use phoenix_client::Report;
 pub use shell::ShOutput;
 
 /// Where the scratch disk (ext4 on virtio-blk, `/dev/vda`) is mounted in the guest.
@@ -47,30 +48,76 @@ pub const AGENT_PORT: &str = "org.guest-agent.0";
 /// The shell channel's port name.
 const SHELL_PORT: &str = "org.phoenix-e2e.shell";
 
-/// A harness failure (not a test assertion): what was being done and why it failed.
-#[derive(Debug)]
-pub struct Error(String);
+/// A harness failure (not a test assertion). Its message says what was being done; the
+/// error that made it fail is chained as the source, never repeated in the message, so
+/// print the whole chain once with [`phoenix_client::Report`]:
+/// `start qemu-system-x86_64 (...): No such file or directory (os error 2)`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A host-side step failed on an I/O error.
+    #[error("{what}")]
+    Io {
+        /// What was being done: `create /var/cache/phoenix-rs-e2e`.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call failed.
+    #[error("{what}")]
+    Sys {
+        /// What was being done.
+        what: String,
+        /// The errno.
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// The agent did not answer through its port.
+    #[error("{what}")]
+    Agent {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: phoenix_client::ClientError,
+    },
+    /// A step failed because an earlier one did (the guest did not come up because the
+    /// shell channel timed out).
+    #[error("{what}")]
+    Step {
+        /// What was being done.
+        what: String,
+        /// The earlier failure.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A failure with no error below it: a command's exit status, a missing file.
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// Results of the harness.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     fn msg(m: impl Into<String>) -> Self {
-        Error(m.into())
+        Error::Failed(m.into())
     }
 
-    fn io(what: impl fmt::Display, e: std::io::Error) -> Self {
-        Error(format!("{what}: {e}"))
+    fn io(what: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.to_string(),
+            source,
+        }
+    }
+
+    fn step(what: impl fmt::Display, source: Error) -> Self {
+        Error::Step {
+            what: what.to_string(),
+            source: Box::new(source),
+        }
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// True when `PHOENIX_E2E=skip`: tests should return early (a note goes to stderr).
 /// Otherwise e2e tests run, and fail when QEMU or the kernel is missing.
@@ -167,7 +214,10 @@ impl Guest {
                 let mut quick = opts.clone();
                 quick.boot_timeout = opts.boot_timeout.min(Duration::from_secs(30));
                 Self::boot_with(quick, true).or_else(|e| {
-                    eprintln!("phoenix-e2e: booting under KVM failed, using TCG: {e}");
+                    eprintln!(
+                        "phoenix-e2e: booting under KVM failed, using TCG: {}",
+                        Report(&e)
+                    );
                     Self::boot_with(opts, false)
                 })
             }
@@ -271,7 +321,7 @@ impl Guest {
             .map_err(|e| Error::io(format!("create {}", log_path.display()), e))?;
         let qemu = qemu::Qemu::spawn(cmd, log).map_err(|e| {
             Error::io(
-                format!("start {qemu_bin} (scripts/e2e-deps.sh installs it)"),
+                format!("start {qemu_bin} (scripts/test --deps-only installs it)"),
                 e,
             )
         })?;
@@ -283,11 +333,11 @@ impl Guest {
             match shell::Shell::connect(&shell_sock) {
                 Ok(s) => break s,
                 Err(e) if !qemu.alive() || Instant::now() >= deadline => {
-                    return Err(Error::msg(format!(
-                        "QEMU did not open {}: {e}\n{}",
-                        shell_sock.display(),
-                        tail(&log_path)
-                    )))
+                    eprintln!("phoenix-e2e: QEMU's log:\n{}", tail(&log_path));
+                    return Err(Error::step(
+                        "QEMU did not open the shell channel's socket",
+                        e,
+                    ));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
@@ -304,10 +354,11 @@ impl Guest {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if let Err(e) = guest.try_run("echo up", left) {
-            return Err(Error::msg(format!(
-                "guest did not come up: {e}\n{}",
+            eprintln!(
+                "phoenix-e2e: the guest did not come up\n{}",
                 guest.diagnostics()
-            )));
+            );
+            return Err(Error::step("guest did not come up", e));
         }
         // Wait for the agent: the client's connect resynchronises with a ping.
         let opts = phoenix_client::Options {
@@ -318,11 +369,15 @@ impl Guest {
             ),
             ..Default::default()
         };
-        if let Err(e) = phoenix_client::Client::connect_with(guest.host_socket(), opts) {
-            return Err(Error::msg(format!(
-                "agent did not answer: {e}\n{}",
+        if let Err(source) = phoenix_client::Client::connect_with(guest.host_socket(), opts) {
+            eprintln!(
+                "phoenix-e2e: the agent did not answer\n{}",
                 guest.diagnostics()
-            )));
+            );
+            return Err(Error::Agent {
+                what: "agent did not answer".into(),
+                source,
+            });
         }
         guest.boot_time = started.elapsed();
         Ok(guest)
@@ -341,8 +396,13 @@ impl Guest {
 
     /// A fresh client connection (resynchronised with a ping).
     pub fn client(&self) -> phoenix_client::Client {
-        phoenix_client::Client::connect(self.host_socket())
-            .unwrap_or_else(|e| panic!("connect to the agent: {e}\n{}", self.diagnostics()))
+        phoenix_client::Client::connect(self.host_socket()).unwrap_or_else(|e| {
+            panic!(
+                "connect to the agent: {}\n{}",
+                Report(&e),
+                self.diagnostics()
+            )
+        })
     }
 
     /// Runs a shell script in the guest (busybox sh, as root); its stdout and status.
@@ -355,7 +415,13 @@ impl Guest {
     /// Runs a shell script in the guest; stdout, stderr and status.
     pub fn run(&self, script: &str) -> ShOutput {
         self.try_run(script, self.opts.sh_timeout)
-            .unwrap_or_else(|e| panic!("guest script {script:?}: {e}\n{}", self.diagnostics()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "guest script {script:?}: {}\n{}",
+                    Report(&e),
+                    self.diagnostics()
+                )
+            })
     }
 
     /// Runs a shell script in the guest and returns its stdout; panics (with its
@@ -491,10 +557,13 @@ impl Guest {
             .send(&script)?;
         match self.qemu.wait(Duration::from_secs(30)) {
             Some(_) => Ok(()),
-            None => Err(Error::msg(format!(
-                "guest did not power off\n{}",
-                self.diagnostics()
-            ))),
+            None => {
+                eprintln!(
+                    "phoenix-e2e: the guest did not power off\n{}",
+                    self.diagnostics()
+                );
+                Err(Error::msg("guest did not power off"))
+            }
         }
     }
 
@@ -555,7 +624,7 @@ pub fn shared(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
     let guest = SHARED.get_or_init(|| {
         let booted = Guest::boot(opts())
             .map(Mutex::new)
-            .map_err(|e| e.to_string());
+            .map_err(|e| Report(&e).to_string());
         if booted.is_ok() {
             // SAFETY: registers a plain extern "C" function with no arguments.
             unsafe { libc::atexit(kill_shared) };
@@ -585,5 +654,42 @@ extern "C" fn kill_shared() {
 impl Drop for Guest {
     fn drop(&mut self) {
         self.qemu.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_failure_prints_each_cause_once() {
+        let refused = || std::io::Error::from_raw_os_error(111);
+        let agent = Error::Agent {
+            what: "agent did not answer".into(),
+            source: phoenix_client::ClientError::Connect {
+                path: "/tmp/g/ga.sock".into(),
+                source: refused(),
+            },
+        };
+        let report = Report(&agent).to_string();
+        assert_eq!(
+            report,
+            "agent did not answer: connect /tmp/g/ga.sock: Connection refused (os error 111)"
+        );
+        assert_eq!(report.matches("Connection refused").count(), 1);
+
+        let up = Error::step(
+            "guest did not come up",
+            Error::step(
+                "QEMU did not open the shell channel's socket",
+                Error::io("connect /tmp/g/shell.sock", refused()),
+            ),
+        );
+        assert_eq!(up.to_string(), "guest did not come up");
+        assert_eq!(
+            Report(&up).to_string(),
+            "guest did not come up: QEMU did not open the shell channel's socket: \
+             connect /tmp/g/shell.sock: Connection refused (os error 111)"
+        );
     }
 }
