@@ -3,7 +3,8 @@
 # see README. Prints a line per target, then `fuzz: N passed, M failed`; exits 1 if a
 # target failed (its input is saved under fuzz/artifacts/TARGET).
 # Needs cargo-fuzz (`scripts/test --deps-only` installs it); cargo-fuzz needs nightly
-# features, which RUSTC_BOOTSTRAP=1 enables on stable.
+# features, which RUSTC_BOOTSTRAP=1 enables on stable. Built with debug assertions and
+# overflow checks (cargo-fuzz's default without -O), so an arithmetic overflow is a find.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${FUZZ_SECONDS:-5}
@@ -17,7 +18,7 @@ for target in $(cargo fuzz list); do
     # libFuzzer adds the inputs it finds to the first corpus folder: a temporary one, so
     # the stored corpus (the second) is only read and the work tree stays clean.
     mkdir "$work/$target"
-    if cargo fuzz run -O "$target" "$work/$target" "corpus/$target" \
+    if cargo fuzz run "$target" "$work/$target" "corpus/$target" \
         -- -max_total_time="$secs" >"$work/log" 2>&1; then
         passed=$((passed + 1))
         echo "fuzz: $target passed: $(grep -E '^Done' "$work/log")"

@@ -192,6 +192,16 @@ pub struct Guest {
     next_job: AtomicU64,
 }
 
+impl std::fmt::Debug for Guest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guest")
+            .field("dir", &self.dir.path())
+            .field("boot_time", &self.boot_time)
+            .field("kvm", &self.kvm)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A script running in the background in the guest, started by [`Guest::spawn`].
 #[derive(Debug)]
 pub struct Job {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 /// A 32 MiB ext4 image on its own loop device, mounted in a temporary directory.
 /// Dropping it thaws, unmounts (lazily if still busy after 5 s) and detaches it.
+#[derive(Debug)]
 pub struct LoopFs {
     /// The temporary directory holding the image and the mount point.
     pub dir: tempfile::TempDir,

@@ -54,14 +54,14 @@ impl Qemu {
             .recv()
             .map_err(|_| io::Error::other("qemu-waiter thread died"))??;
         Ok(Self {
-            pid: Pid::from_raw(pid as i32),
+            pid: Pid::from_raw(i32::try_from(pid).map_err(io::Error::other)?),
             exit,
         })
     }
 
     /// QEMU's process id.
     pub(crate) fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
+        u32::try_from(self.pid.as_raw()).expect("a process id is positive")
     }
 
     /// Whether QEMU still runs.

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use phoenix_client::ClientError;
+use phoenix_client::{ClientError, Report};
 use phoenix_e2e::{Guest, GuestOpts, AGENT_PORT, NIC, SCRATCH};
 use serde_json::json;
 
@@ -72,9 +72,9 @@ fn host_reconnects_and_nothing_is_lost() {
                 let c = &c;
                 s.spawn(move || {
                     for i in 0..10 {
-                        let v = c
-                            .ping()
-                            .unwrap_or_else(|e| panic!("round {round} thread {t} call {i}: {e}"));
+                        let v = c.ping().unwrap_or_else(|e| {
+                            panic!("round {round} thread {t} call {i}: {}", Report(&e))
+                        });
                         assert_eq!(v, env!("CARGO_PKG_VERSION"));
                     }
                 });
@@ -244,7 +244,7 @@ fn own_guest_with_agent_arguments_powers_off() {
     let mut opts = GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"));
     opts.agent_args = vec!["--block-commands".into(), "agent-shutdown".into()];
     opts.scratch_mib = 32;
-    let g = Guest::boot(opts).unwrap_or_else(|e| panic!("{e}"));
+    let g = Guest::boot(opts).unwrap_or_else(|e| panic!("{}", Report(&e)));
     let c = g.client();
     let cmds = c.commands().unwrap();
     assert!(!cmds.iter().any(|c| c == "agent-shutdown"), "{cmds:?}");
@@ -253,7 +253,7 @@ fn own_guest_with_agent_arguments_powers_off() {
         other => panic!("blocked command answered: {other:?}"),
     }
     drop(c);
-    g.shutdown().unwrap_or_else(|e| panic!("{e}"));
+    g.shutdown().unwrap_or_else(|e| panic!("{}", Report(&e)));
 }
 
 /// What the freeze tests rely on, checked with the guest's own fsfreeze: a write into

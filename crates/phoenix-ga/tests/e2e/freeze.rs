@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use phoenix_e2e::{Guest, GuestOpts, SCRATCH};
 use serde_json::json;
 
+use phoenix_client::Report;
+
 use crate::{call, guest, Thaw};
 
 /// How long a writer is given to (wrongly) get through a frozen disk.
@@ -95,7 +97,7 @@ fn auto_thaw_after_the_timeout() {
     let mut opts = GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"));
     opts.agent_args = vec!["--freeze-timeout".into(), "2".into()];
     opts.scratch_mib = 32;
-    let g = Guest::boot(opts).unwrap_or_else(|e| panic!("{e}"));
+    let g = Guest::boot(opts).unwrap_or_else(|e| panic!("{}", Report(&e)));
     let c = g.client();
     assert_eq!(call(&c, "fs-freeze", json!({})), json!(true));
     assert_eq!(call(&c, "get-freeze-status", json!({})), json!(true));
@@ -107,5 +109,5 @@ fn auto_thaw_after_the_timeout() {
     assert_eq!(call(&c, "get-freeze-status", json!({})), json!(false));
     assert!(!scratch_is_frozen(&g));
     drop(c);
-    g.shutdown().unwrap_or_else(|e| panic!("{e}"));
+    g.shutdown().unwrap_or_else(|e| panic!("{}", Report(&e)));
 }

@@ -16,7 +16,7 @@ mod sysinfo;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use phoenix_client::{AgentError, Client, ClientError};
+use phoenix_client::{AgentError, Client, ClientError, Report};
 use phoenix_e2e::{Guest, GuestOpts};
 use phoenix_testkit::RawConn;
 use serde_json::Value;
@@ -34,7 +34,7 @@ fn guest() -> Option<MutexGuard<'static, Guest>> {
 /// Calls `name` and returns its return value; panics with the decoded agent error.
 fn call(c: &Client, name: &str, args: Value) -> Value {
     c.call(name, &args)
-        .unwrap_or_else(|e| panic!("{name} {args}: {e}"))
+        .unwrap_or_else(|e| panic!("{name} {args}: {}", Report(&e)))
 }
 
 /// Calls `name`, expecting an error reply.
