@@ -11,7 +11,7 @@ use crate::families::{self, Families, Family, Setup};
 use crate::gate::Gate;
 use crate::logging;
 use crate::pool::Pool;
-use crate::registry::{Registry, Selection};
+use crate::registry::Registry;
 use crate::sync::lock;
 
 /// How long a clean exit waits for commands already running to send their replies.
@@ -53,11 +53,10 @@ impl Agent {
             config: &config,
             gate: &gate,
         });
-        let selection = Selection {
-            block: &config.block_commands,
-            allow: config.allow_commands.as_deref(),
-        };
-        let registry = Registry::new(families.iter().flat_map(|f| f.commands()), &selection)?;
+        let registry = Registry::new(
+            families.iter().flat_map(|f| f.commands()),
+            &config.selection(),
+        )?;
         Ok(Self {
             pool: Pool::new(config.max_workers, config.max_in_flight),
             registry,

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::agent::Agent;
-use crate::error::Error;
+use crate::error::{ArgError, ArgKind, Error};
 pub use crate::reply::Value;
 
 /// What a command returns: the `return` value, or an error.
@@ -44,6 +44,9 @@ pub trait Command: phoenix_proto::Command {
     /// Whether it may run while the filesystems are frozen (only commands that cannot
     /// touch a disk, or that must be able to end a freeze).
     const WHILE_FROZEN: bool;
+    /// Whether a success is answered (QAPI's `success-response`): a shutdown is not,
+    /// the host sees it happen. The dispatcher then answers only errors.
+    const SUCCESS_RESPONSE: bool = true;
 
     /// Runs the command.
     fn run(agent: &Agent, args: Self::Args) -> Outcome;
@@ -104,6 +107,8 @@ pub struct Entry {
     pub run: Run,
     /// Whether it may run while the filesystems are frozen.
     pub while_frozen: bool,
+    /// Whether a success is answered.
+    pub success_response: bool,
     parse: Parse,
 }
 
@@ -121,6 +126,7 @@ pub const fn entry<C: Command>() -> Entry {
         dialect: C::DIALECT,
         run: C::RUN,
         while_frozen: C::WHILE_FROZEN,
+        success_response: C::SUCCESS_RESPONSE,
         parse: parse_job::<C>,
     }
 }
@@ -152,7 +158,75 @@ pub fn parse_args<T: DeserializeOwned + 'static>(raw: Option<&RawValue>) -> Resu
             )
         })?;
     }
-    serde_json::from_str(text).map_err(|e| Error::invalid(strip_position(&e.to_string())))
+    serde_json::from_str(text).map_err(|e| arg_error::<T>(text, &e))
+}
+
+/// The error of arguments that did not decode: serde's text, and what it was about.
+/// Decoding again with the path tracked (only on this rare path) names the parameter
+/// as QAPI does, `mountpoints[0]`.
+fn arg_error<T: DeserializeOwned>(text: &str, e: &serde_json::Error) -> Error {
+    let message = strip_position(&e.to_string()).to_string();
+    let path = match serde_path_to_error::deserialize::<_, T>(
+        &mut serde_json::Deserializer::from_str(text),
+    ) {
+        Err(e) => e.path().to_string(),
+        Ok(_) => ".".to_string(),
+    };
+    let kind = classify(&message, &path);
+    Error::InvalidArguments(ArgError {
+        text: message,
+        kind,
+    })
+}
+
+/// Tells what a serde message is about; `path` is where serde stopped (`.` at the top).
+fn classify(message: &str, path: &str) -> ArgKind {
+    let quoted = |rest: &str| rest.split('`').next().unwrap_or_default().to_string();
+    let under = |name: String| match path {
+        "." | "" => name,
+        p if p.ends_with(&name) => p.to_string(),
+        p => format!("{p}.{name}"),
+    };
+    let at = || match path {
+        "." | "" => "arguments".to_string(),
+        p => p.to_string(),
+    };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        ArgKind::Missing(under(quoted(rest)))
+    } else if let Some(rest) = message.strip_prefix("unknown field `") {
+        ArgKind::Unexpected(under(quoted(rest)))
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        ArgKind::BadValue {
+            param: at(),
+            value: quoted(rest),
+        }
+    } else if message.starts_with("invalid type: ") || message.starts_with("invalid value: ") {
+        let expected = message.rsplit(", expected ").next().unwrap_or_default();
+        ArgKind::WrongType {
+            param: at(),
+            expected: qapi_type(expected),
+        }
+    } else {
+        ArgKind::Other
+    }
+}
+
+/// QAPI's name for the type serde expected.
+fn qapi_type(expected: &str) -> &'static str {
+    let e = expected.trim_start_matches("a ").trim_start_matches("an ");
+    if e.starts_with('i') || e.starts_with('u') || e.contains("integer") {
+        "integer"
+    } else if e.starts_with('f') || e.contains("number") {
+        "number"
+    } else if e.contains("bool") {
+        "boolean"
+    } else if e.contains("string") || e.contains("char") || e.contains("path") {
+        "string"
+    } else if e.contains("sequence") || e.contains("array") || e.contains("tuple") {
+        "array"
+    } else {
+        "object"
+    }
 }
 
 /// serde_json ends messages with " at line 1 column 57"; on a one-line request that
@@ -213,6 +287,55 @@ mod tests {
         let e = parse_args::<A>(Some(&r)).unwrap_err();
         assert!(e.message().ends_with("\"arguments\" must be a JSON object"));
         assert_eq!(e.code(), -1);
+    }
+
+    #[test]
+    fn tells_what_an_error_is_about() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Q {
+            count: i64,
+            #[serde(default)]
+            list: Vec<String>,
+            #[serde(default)]
+            whence: Option<W>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(rename_all = "lowercase")]
+        enum W {
+            Set,
+        }
+        let kind = |text: &str| match parse_args::<Q>(Some(&raw(text))).unwrap_err() {
+            Error::InvalidArguments(a) => a.kind,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind("{}"), ArgKind::Missing("count".into()));
+        assert_eq!(
+            kind(r#"{"count":1,"x":2}"#),
+            ArgKind::Unexpected("x".into())
+        );
+        let wrong = |param: &str, expected| ArgKind::WrongType {
+            param: param.into(),
+            expected,
+        };
+        assert_eq!(kind(r#"{"count":"1"}"#), wrong("count", "integer"));
+        assert_eq!(kind(r#"{"count":1.5}"#), wrong("count", "integer"));
+        assert_eq!(
+            kind(r#"{"count":1,"list":[1]}"#),
+            wrong("list[0]", "string")
+        );
+        assert_eq!(kind(r#"{"count":1,"list":"x"}"#), wrong("list", "array"));
+        assert_eq!(
+            kind(r#"{"count":1,"whence":"nope"}"#),
+            ArgKind::BadValue {
+                param: "whence".into(),
+                value: "nope".into()
+            }
+        );
+        // The text is serde's, as the Phoenix dialect has always said it.
+        let e = parse_args::<Q>(Some(&raw("{}"))).unwrap_err();
+        assert_eq!(e.message(), "invalid arguments: missing field `count`");
     }
 
     #[test]

@@ -42,8 +42,11 @@ impl Conn {
         Arc::as_ptr(&self.sink).cast::<()>() as usize
     }
 
-    fn respond(&self, id: &Id<'_>, command: Option<&str>, out: Outcome) {
+    fn respond(&self, id: &Id<'_>, entry: Option<&Entry>, out: Outcome) {
+        let command = entry.map(|e| e.name);
         match out {
+            // QAPI's `success-response: false`: the host sees the shutdown happen.
+            Ok(_) if entry.is_some_and(|e| !e.success_response) => {}
             Ok(value) => self.envelope.reply(id, &value, &*self.sink),
             Err(e) => {
                 tracing::debug!(id = %id.as_json(), code = e.code(), error = %e.message(), "error reply");
@@ -69,11 +72,13 @@ pub fn handle(agent: &Arc<Agent>, conn: &Conn, frame: Frame<'_>) {
             );
             conn.respond(&Id::NONE, None, Err(err));
         }
-        Frame::Line(line) => handle_line(agent, conn, line),
+        Frame::Line(line) => conn
+            .envelope
+            .each_request(line, &mut |request| handle_request(agent, conn, request)),
     }
 }
 
-fn handle_line(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
+fn handle_request(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
     let req = match conn.envelope.parse(line) {
         Ok(req) => req,
         Err(bad) => {
@@ -92,11 +97,11 @@ fn handle_line(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
     };
     let job = match entry.parse(req.args) {
         Ok(job) => job,
-        Err(e) => return conn.respond(&req.id, Some(entry.name), Err(e)),
+        Err(e) => return conn.respond(&req.id, Some(entry), Err(e)),
     };
     if entry.run == Run::Inline {
         let out = run(agent, entry, job);
-        conn.respond(&req.id, Some(entry.name), out);
+        conn.respond(&req.id, Some(entry), out);
         if agent.shutdown_requested() {
             agent.exit(0);
         }
@@ -111,7 +116,7 @@ fn handle_line(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
         // so answering here keeps the order.
         if agent.pool.lane_idle(lane) {
             if let Some(out) = try_now(entry, &*job, agent) {
-                return conn.respond(&req.id, Some(entry.name), out);
+                return conn.respond(&req.id, Some(entry), out);
             }
         }
     }
@@ -121,7 +126,7 @@ fn handle_line(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
         // Checked again: a freeze may have started while this job was queued.
         let out = frozen_gate(&agent2, entry).and_then(|()| run(&agent2, entry, job));
         let large_reply = out.as_ref().is_ok_and(|v| v.text_len() > memory::LARGE);
-        conn2.respond(&id, Some(entry.name), out);
+        conn2.respond(&id, Some(entry), out);
         if large_reply || request_bytes > memory::LARGE {
             memory::note_large();
         }

@@ -46,11 +46,50 @@ pub enum Error {
     Frozen(String),
     /// The arguments did not decode into what the command takes, or a value is out
     /// of range. The envelope names the command.
-    #[error("invalid arguments: {0}")]
-    InvalidArguments(String),
+    #[error("invalid arguments: {}", .0.text)]
+    InvalidArguments(ArgError),
     /// A bug in the agent (a command panicked); the agent goes on.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a command's arguments were refused: the text of the check that failed (serde's
+/// message, or the command's own reason) and, where it could be told, which parameter
+/// it was about and how, for the dialects that word that themselves (QAPI's
+/// "Parameter 'path' is missing").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError {
+    /// What was wrong, as the check said it.
+    pub text: String,
+    /// What it was about.
+    pub kind: ArgKind,
+}
+
+/// The kinds of argument errors QAPI words in its own way. `param` is the parameter's
+/// path (`mountpoints[0]`, `vcpus[1].online`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A required parameter is absent.
+    Missing(String),
+    /// A parameter the command does not take.
+    Unexpected(String),
+    /// A parameter of the wrong JSON type; `expected` is QAPI's type name (`integer`,
+    /// `string`, `boolean`, `array`, `object`, `number`).
+    WrongType {
+        /// The parameter.
+        param: String,
+        /// What it should have been.
+        expected: &'static str,
+    },
+    /// A value outside an enumeration.
+    BadValue {
+        /// The parameter.
+        param: String,
+        /// The value given.
+        value: String,
+    },
+    /// Anything else: the text says it.
+    Other,
 }
 
 impl Error {
@@ -64,7 +103,10 @@ impl Error {
 
     /// Invalid arguments: `reason` says which and why.
     pub fn invalid(reason: impl Into<String>) -> Self {
-        Error::InvalidArguments(reason.into())
+        Error::InvalidArguments(ArgError {
+            text: reason.into(),
+            kind: ArgKind::Other,
+        })
     }
 
     /// A refusal with an errno of the agent's choosing.

@@ -27,6 +27,7 @@ mod listener;
 mod logging;
 mod memory;
 pub mod parsers;
+mod pidfile;
 mod pool;
 mod registry;
 mod reply;
@@ -51,7 +52,27 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = config::Cli::parse_from(args);
+    let as_qemu_ga = args.first().is_some_and(|a| config::invoked_as_qemu_ga(a));
+    let mut cli = config::Cli::parse_from(args);
+    cli.as_qemu_ga = as_qemu_ga;
+    if cli.dump_conf {
+        print!("{}", cli.dump());
+        return ExitCode::SUCCESS;
+    }
+    let listeners = match cli.listeners() {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            eprintln!("phoenix-ga: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.daemonize {
+        // Before any thread exists: only the calling thread survives a fork.
+        if let Err(e) = nix::unistd::daemon(false, false) {
+            eprintln!("phoenix-ga: cannot become a daemon: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if let Err(e) = logging::init(cli.debug, cli.log_file.as_deref()) {
         eprintln!("phoenix-ga: {e}");
         return ExitCode::from(1);
@@ -63,7 +84,13 @@ pub fn run() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let listeners = cli.listeners();
+    let pidfile = match cli.pidfile.as_deref().map(pidfile::claim).transpose() {
+        Ok(pidfile) => pidfile,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
     let agent = match agent::Agent::new(cli) {
         Ok(agent) => Arc::new(agent),
         Err(e) => {
@@ -71,6 +98,9 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(pidfile) = pidfile {
+        agent.on_exit(move || pidfile.remove());
+    }
     if let Err(e) = agent.start() {
         tracing::error!(error = %e, "cannot start the agent's background work");
         return ExitCode::from(1);

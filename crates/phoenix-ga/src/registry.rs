@@ -17,13 +17,20 @@ pub struct Registry {
     disabled: HashSet<&'static str>,
 }
 
-/// The operator's choice of commands (`--block-commands`, `--allow-commands`).
+/// The operator's choice of commands: ours (`--block-commands`, `--allow-commands`),
+/// where a name no dialect has is an error, and qemu-ga's (`-b`, `-a`), where it is
+/// logged and ignored, so that a configuration written for a newer qemu-ga does not
+/// stop the agent. The two kinds add up.
 #[derive(Debug, Default, Clone)]
 pub struct Selection<'a> {
     /// Commands refused.
     pub block: &'a [String],
     /// When given, the only commands answered (minus the blocked ones).
     pub allow: Option<&'a [String]>,
+    /// Commands refused, unknown names ignored.
+    pub lenient_block: &'a [String],
+    /// When given, the only commands answered, unknown names ignored.
+    pub lenient_allow: Option<&'a [String]>,
 }
 
 impl Registry {
@@ -50,9 +57,21 @@ impl Registry {
         if let Some(allow) = selection.allow {
             check(allow, "--allow-commands")?;
         }
+        let lenient = selection
+            .lenient_block
+            .iter()
+            .chain(selection.lenient_allow.into_iter().flatten());
+        for unknown in lenient.filter(|n| !n.is_empty() && !known(n)) {
+            tracing::warn!(command = %unknown, "unknown command in -b/-a ignored");
+        }
+        let allow: Option<Vec<&String>> = match (selection.allow, selection.lenient_allow) {
+            (None, None) => None,
+            (a, b) => Some(a.into_iter().chain(b).flatten().collect()),
+        };
         let enabled = |name: &str| {
             !selection.block.iter().any(|b| b == name)
-                && selection.allow.is_none_or(|a| a.iter().any(|x| x == name))
+                && !selection.lenient_block.iter().any(|b| b == name)
+                && allow.as_ref().is_none_or(|a| a.iter().any(|x| *x == name))
         };
         let disabled = all.iter().map(|e| e.name).filter(|n| !enabled(n)).collect();
         Ok(Self {
@@ -70,6 +89,15 @@ impl Registry {
             Some(e) => Ok(e),
             None => Err(Error::UnknownCommand(name.to_string())),
         }
+    }
+
+    /// Every command of `dialect` and whether it is enabled, in registration order.
+    pub fn listed(&self, dialect: Dialect) -> impl Iterator<Item = (&'static Entry, bool)> + '_ {
+        self.all
+            .iter()
+            .copied()
+            .filter(move |e| e.dialect == dialect)
+            .map(|e| (e, !self.disabled.contains(e.name)))
     }
 
     /// The enabled commands of `dialect`, in registration order.
@@ -100,14 +128,11 @@ mod tests {
     #[test]
     fn lists_apply_and_typos_are_refused() {
         let block = vec!["agent-shutdown".to_string()];
-        let r = Registry::new(
-            &ENTRIES,
-            &Selection {
-                block: &block,
-                allow: None,
-            },
-        )
-        .unwrap();
+        let sel = Selection {
+            block: &block,
+            ..Selection::default()
+        };
+        let r = Registry::new(&ENTRIES, &sel).unwrap();
         assert_eq!(names(&r), ["ping", "get-commands"]);
         r.find(Dialect::Phoenix, "ping").unwrap();
         let e = r.find(Dialect::Phoenix, "agent-shutdown").unwrap_err();
@@ -116,34 +141,40 @@ mod tests {
         assert_eq!(e.message(), "unknown command \"nope\"");
 
         let allow = vec!["ping".to_string()];
-        let r = Registry::new(
-            &ENTRIES,
-            &Selection {
-                block: &[],
-                allow: Some(&allow),
-            },
-        )
-        .unwrap();
+        let sel = Selection {
+            allow: Some(&allow),
+            ..Selection::default()
+        };
+        let r = Registry::new(&ENTRIES, &sel).unwrap();
         assert_eq!(names(&r), ["ping"]);
 
         let typo = vec!["pnig".to_string()];
-        let e = Registry::new(
-            &ENTRIES,
-            &Selection {
-                block: &typo,
-                allow: None,
-            },
-        )
-        .unwrap_err();
+        let sel = Selection {
+            block: &typo,
+            ..Selection::default()
+        };
+        let e = Registry::new(&ENTRIES, &sel).unwrap_err();
         assert_eq!(e, "--block-commands: unknown command \"pnig\"");
-        let e = Registry::new(
-            &ENTRIES,
-            &Selection {
-                block: &[],
-                allow: Some(&typo),
-            },
-        )
-        .unwrap_err();
+        let sel = Selection {
+            allow: Some(&typo),
+            ..Selection::default()
+        };
+        let e = Registry::new(&ENTRIES, &sel).unwrap_err();
         assert_eq!(e, "--allow-commands: unknown command \"pnig\"");
+
+        // qemu-ga's lists: unknown names are ignored, known ones apply.
+        let lenient = vec!["pnig".to_string(), "agent-shutdown".to_string()];
+        let sel = Selection {
+            lenient_block: &lenient,
+            ..Selection::default()
+        };
+        let r = Registry::new(&ENTRIES, &sel).unwrap();
+        assert_eq!(names(&r), ["ping", "get-commands"]);
+        let sel = Selection {
+            lenient_allow: Some(&lenient),
+            ..Selection::default()
+        };
+        let r = Registry::new(&ENTRIES, &sel).unwrap();
+        assert_eq!(names(&r), ["agent-shutdown"]);
     }
 }

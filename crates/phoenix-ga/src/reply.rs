@@ -25,13 +25,16 @@ pub enum Value {
         /// The text after the base64 (closes the string and the value).
         tail: Cow<'static, str>,
     },
+    /// JSON text whose reply line is preceded by the byte 0xFF, which tells a host to
+    /// reset its parser (`guest-sync-delimited`).
+    Delimited(Box<RawValue>),
 }
 
 impl Value {
     /// Bytes of the JSON text.
     pub fn text_len(&self) -> usize {
         match self {
-            Value::Json(raw) => raw.get().len(),
+            Value::Json(raw) | Value::Delimited(raw) => raw.get().len(),
             Value::Encoded { head, data, tail } => {
                 head.len() + data.len().div_ceil(3) * 4 + tail.len()
             }
@@ -41,7 +44,7 @@ impl Value {
     /// The value's parts, to be written between an envelope's head and tail.
     pub fn parts(&self) -> [Part<'_>; 3] {
         match self {
-            Value::Json(raw) => [
+            Value::Json(raw) | Value::Delimited(raw) => [
                 Part::Text(raw.get().as_bytes()),
                 Part::Text(b""),
                 Part::Text(b""),

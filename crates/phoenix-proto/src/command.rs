@@ -13,16 +13,20 @@ use serde::Serialize;
 pub enum Dialect {
     /// The Phoenix guest agent's protocol (`execute`/`tag`, `{bufb64, code}` errors).
     Phoenix,
+    /// QEMU's guest agent protocol (`execute`/`id`, `{class, desc}` errors), which
+    /// libvirt, Proxmox and OpenStack speak.
+    Qga,
 }
 
 impl Dialect {
     /// Every dialect.
-    pub const ALL: [Dialect; 1] = [Dialect::Phoenix];
+    pub const ALL: [Dialect; 2] = [Dialect::Phoenix, Dialect::Qga];
 
-    /// The dialect's short name (`phoenix`), as command lines spell it.
+    /// The dialect's short name (`phoenix`, `qga`), as command lines spell it.
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Phoenix => "phoenix",
+            Dialect::Qga => "qga",
         }
     }
 }

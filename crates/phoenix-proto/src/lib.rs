@@ -5,7 +5,8 @@
 //!
 //! * [`framing`]: splitting a byte stream into request lines (LF or CRLF, 0xFF resync,
 //!   a length limit).
-//! * [`envelope`]: the request and reply objects around every command.
+//! * [`envelope`]: the request and reply objects around every Phoenix command;
+//! * [`qga`]: those of QEMU's guest agent protocol, the second dialect.
 //! * [`error`]: the `{"bufb64", "code"}` error body.
 //! * [`command`]: a command's identity (name, dialect, argument and reply types);
 //! * [`types`]: the commands of each family, their arguments and return values.
@@ -14,6 +15,7 @@ pub mod command;
 pub mod envelope;
 pub mod error;
 pub mod framing;
+pub mod qga;
 pub mod types;
 
 pub use command::{Command, Dialect, NoArgs};

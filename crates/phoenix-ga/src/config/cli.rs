@@ -2,11 +2,24 @@
 //! dependency on the rest of the agent).
 //!
 //! The original agent is launched as `phoenix-ga -p PATH [-debug] [-v]` (Go flags, one
-//! dash for long names); those lines keep working. Everything else has a `--long` flag.
+//! dash for long names); those lines keep working. qemu-ga's command line works too
+//! (`-m`, `-p`, `-t`, `-b`, `-a`, `-F`, `-D`, `-l`, `-f`, `-d`, `-r`, `-c`, `-V`), so a
+//! unit or script written for qemu-ga starts this agent unchanged; started under the
+//! name `qemu-ga`, `-v` is qemu-ga's verbose rather than the original's version.
+//! Everything else has a `--long` flag.
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
+
+/// The protocol spoken on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    /// The Phoenix guest agent's protocol.
+    Phoenix,
+    /// QEMU's guest agent protocol (libvirt, Proxmox, OpenStack).
+    Qga,
+}
 
 /// How the agent reaches the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -19,13 +32,32 @@ pub enum Method {
     UnixListen,
 }
 
+/// The virtio-serial port of the Phoenix dialect.
+pub const PHOENIX_PORT: &str = "/dev/virtio-ports/org.guest-agent.0";
+
+/// The virtio-serial port of the qemu-ga dialect.
+pub const QGA_PORT: &str = "/dev/virtio-ports/org.qemu.guest_agent.0";
+
+/// qemu-ga's fsfreeze hook, run when `-F` is given without a path.
+pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
+
 impl Method {
-    /// The path used when `-p` is not given.
+    /// The path used when `-p` is not given (virtio-serial: the Phoenix port; without
+    /// `-p`, the agent serves both ports, see `Cli::listeners`).
     pub fn default_path(self) -> &'static str {
         match self {
-            Method::VirtioSerial => "/dev/virtio-ports/org.guest-agent.0",
+            Method::VirtioSerial => PHOENIX_PORT,
             Method::IsaSerial => "/dev/ttyS0",
             Method::UnixListen => "/run/phoenix-ga.sock",
+        }
+    }
+
+    /// The name qemu-ga's configuration file gives the method.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::VirtioSerial => "virtio-serial",
+            Method::IsaSerial => "isa-serial",
+            Method::UnixListen => "unix-listen",
         }
     }
 }
@@ -48,26 +80,84 @@ pub struct Cli {
     )]
     pub method: Method,
 
-    /// Device or socket path (default depends on the method).
+    /// Device or socket path. Without it, virtio-serial serves both agent ports that
+    /// exist: org.guest-agent.0 (Phoenix) and org.qemu.guest_agent.0 (qemu-ga).
     #[arg(short = 'p', long = "path")]
     pub path: Option<PathBuf>,
 
+    /// Protocol of the listener: a port given with -p gets it from its name
+    /// (org.qemu.guest_agent.* speaks qga); a socket or tty speaks phoenix unless the
+    /// agent was started as qemu-ga.
+    #[arg(long = "dialect", value_enum)]
+    pub dialect: Option<DialectArg>,
+
     /// Log every request and reply (to stderr or the log file).
-    #[arg(long = "debug")]
+    #[arg(long = "debug", visible_alias = "verbose")]
     pub debug: bool,
 
     /// Print the version and exit.
-    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    #[arg(short = 'v', short_alias = 'V', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
 
-    /// Commands to refuse, comma-separated; they are left out of get-commands.
+    /// Commands to refuse, comma-separated; they are left out of get-commands and
+    /// shown disabled by guest-info. A name no dialect has is an error.
     #[arg(long = "block-commands", value_delimiter = ',', value_name = "A,B")]
     pub block_commands: Vec<String>,
 
-    /// The only commands to answer, comma-separated (ping and get-commands stay
-    /// available unless blocked).
+    /// The only commands to answer, comma-separated (with the blocked ones taken out);
+    /// name every command a host needs, ping and get-commands included. A name no
+    /// dialect has is an error.
     #[arg(long = "allow-commands", value_delimiter = ',', value_name = "A,B")]
     pub allow_commands: Option<Vec<String>>,
+
+    /// qemu-ga's spelling of --block-commands; a name this agent does not know is
+    /// logged and ignored, as qemu-ga does.
+    #[arg(
+        short = 'b',
+        long = "block-rpcs",
+        value_delimiter = ',',
+        value_name = "A,B"
+    )]
+    pub block_rpcs: Vec<String>,
+
+    /// qemu-ga's spelling of --allow-commands; a name this agent does not know is
+    /// logged and ignored, as qemu-ga does.
+    #[arg(
+        short = 'a',
+        long = "allow-rpcs",
+        value_delimiter = ',',
+        value_name = "A,B"
+    )]
+    pub allow_rpcs: Option<Vec<String>>,
+
+    /// Run this program with `freeze` before a freeze and `thaw` after the thaw
+    /// (database flushes); without a path, /etc/qemu/fsfreeze-hook. Bounded by
+    /// --fsfreeze-hook-timeout.
+    #[arg(short = 'F', long = "fsfreeze-hook", num_args = 0..=1,
+          default_missing_value = DEFAULT_FSFREEZE_HOOK, value_name = "PATH")]
+    pub fsfreeze_hook: Option<PathBuf>,
+
+    /// Seconds the fsfreeze hook may run before it is killed and the freeze (or thaw)
+    /// goes on without it.
+    #[arg(long = "fsfreeze-hook-timeout", default_value_t = 60, value_name = "S")]
+    pub fsfreeze_hook_timeout: u64,
+
+    /// Print the configuration in qemu-ga's file format and exit.
+    #[arg(short = 'D', long = "dump-conf")]
+    pub dump_conf: bool,
+
+    /// Write the agent's process id to this file (removed on a clean exit).
+    #[arg(short = 'f', long = "pidfile", value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Detach from the terminal and run in the background.
+    #[arg(short = 'd', long = "daemonize", alias = "daemon")]
+    pub daemonize: bool,
+
+    /// When a port or device is missing at start, wait for it to appear instead of
+    /// failing.
+    #[arg(short = 'r', long = "retry-path")]
+    pub retry_path: bool,
 
     /// Longest request line in bytes; longer lines get an error reply.
     #[arg(long = "max-line-bytes", default_value_t = phoenix_proto::DEFAULT_MAX_LINE,
@@ -93,16 +183,27 @@ pub struct Cli {
 
     /// Directory of the agent's runtime state (the freeze marker); a tmpfs, never a
     /// filesystem fs-freeze may freeze.
-    #[arg(long = "state-dir", default_value = "/run/phoenix-ga")]
+    #[arg(
+        short = 't',
+        long = "state-dir",
+        alias = "statedir",
+        default_value = "/run/phoenix-ga"
+    )]
     pub state_dir: PathBuf,
 
     /// Also log to this file (held in memory while filesystems are frozen).
-    #[arg(long = "log-file")]
+    #[arg(short = 'l', long = "log-file", alias = "logfile")]
     pub log_file: Option<PathBuf>,
 
-    /// Configuration file of `key = value` lines named like these flags (default
-    /// /etc/phoenix-ga.conf, read when present); flags on the command line win.
-    #[arg(long = "config")]
+    /// Set when the agent was started under qemu-ga's name (not a flag).
+    #[arg(skip)]
+    pub as_qemu_ga: bool,
+
+    /// Configuration file of `key = value` lines named like these flags (qemu-ga's
+    /// format and key names too); flags on the command line win. Default
+    /// /etc/phoenix-ga.conf, and also /etc/qemu/qemu-ga.conf (or $QGA_CONF) when
+    /// started as qemu-ga; each read when present.
+    #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
 }
 
@@ -130,14 +231,32 @@ const GO_STYLE: &[&str] = &[
     "log-file",
     "config",
     "state-dir",
+    "dialect",
 ];
 
+/// Whether the program was started under qemu-ga's name (installed in its place).
+pub fn invoked_as_qemu_ga(argv0: &str) -> bool {
+    std::path::Path::new(argv0)
+        .file_name()
+        .is_some_and(|n| n == "qemu-ga")
+}
+
 /// Rewrites Go-style `-debug` / `-path=X` into `--debug` / `--path=X`.
+///
+/// Started as qemu-ga, `-v` is qemu-ga's `--verbose` (our `--debug`).
 pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut qemu_ga = false;
     args.into_iter()
         .enumerate()
         .map(|(i, a)| {
-            if i == 0 || a.starts_with("--") || !a.starts_with('-') {
+            if i == 0 {
+                qemu_ga = invoked_as_qemu_ga(&a);
+                return a;
+            }
+            if qemu_ga && a == "-v" {
+                return "--debug".to_string();
+            }
+            if a.starts_with("--") || !a.starts_with('-') {
                 return a;
             }
             let name = a[1..].split('=').next().unwrap_or_default();

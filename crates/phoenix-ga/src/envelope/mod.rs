@@ -2,8 +2,8 @@
 //! arguments and the id to echo, and how a return value or an [`Error`] becomes a reply
 //! line. The dispatcher and the commands know nothing of either shape.
 //!
-//! Resynchronisation (0xFF drops a partial line) is the framer's, shared by every
-//! dialect (`phoenix_proto::LineFramer`).
+//! Framing and resynchronisation (lines, 0xFF drops a partial line) are the framer's,
+//! shared by every dialect (`phoenix_proto::LineFramer`).
 
 use std::borrow::Cow;
 
@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::reply::{Sink, Value};
 
 pub mod phoenix;
+pub mod qga;
 
 /// A request as the dispatcher sees it.
 #[derive(Debug)]
@@ -60,7 +61,13 @@ pub trait Envelope: Send + Sync + std::fmt::Debug {
     /// The dialect whose commands this envelope carries.
     fn dialect(&self) -> Dialect;
 
-    /// Parses one request line (without its line ending).
+    /// Calls `handle` with each request of a line: the whole line, unless the dialect
+    /// allows several requests on one line.
+    fn each_request<'a>(&self, line: &'a [u8], handle: &mut dyn FnMut(&'a [u8])) {
+        handle(line);
+    }
+
+    /// Parses one request (a line, or a part of one: see [`Envelope::each_request`]).
     fn parse<'a>(&self, line: &'a [u8]) -> Result<Request<'a>, Rejected<'a>>;
 
     /// Writes the success reply carrying `value`.
@@ -75,5 +82,6 @@ pub trait Envelope: Send + Sync + std::fmt::Debug {
 pub fn of(dialect: Dialect) -> &'static dyn Envelope {
     match dialect {
         Dialect::Phoenix => &phoenix::Phoenix,
+        Dialect::Qga => &qga::Qga,
     }
 }

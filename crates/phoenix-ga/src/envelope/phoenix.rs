@@ -5,7 +5,9 @@
 
 use std::borrow::Cow;
 
-use phoenix_proto::{encode_error, encode_return, parse_request, Dialect, Tag, WireError};
+use phoenix_proto::{
+    encode_error, encode_return, parse_request, Dialect, Tag, WireError, RESYNC_BYTE,
+};
 
 use super::{Envelope, Id, Rejected, Request};
 use crate::error::Error;
@@ -51,9 +53,13 @@ impl Envelope for Phoenix {
 
     fn reply(&self, id: &Id<'_>, value: &Value, sink: &dyn Sink) {
         let tag = tag(id);
-        if let Value::Json(raw) = value {
+        let sentinel: &[u8] = match value {
+            Value::Delimited(_) => &[RESYNC_BYTE],
+            _ => b"",
+        };
+        if let Value::Json(raw) | Value::Delimited(raw) = value {
             if raw.get().len() <= LARGE {
-                let mut buf = Vec::new();
+                let mut buf = sentinel.to_vec();
                 encode_return(raw.get(), &tag, &mut buf);
                 return sink.send(&buf);
             }
@@ -65,7 +71,14 @@ impl Envelope for Phoenix {
         tail.extend_from_slice(tag.as_json().as_bytes());
         tail.extend_from_slice(b"}\n");
         let [a, b, c] = value.parts();
-        sink.send_parts(&[Part::Text(b"{\"return\":"), a, b, c, Part::Text(&tail)]);
+        sink.send_parts(&[
+            Part::Text(sentinel),
+            Part::Text(b"{\"return\":"),
+            a,
+            b,
+            c,
+            Part::Text(&tail),
+        ]);
     }
 
     fn error(&self, id: &Id<'_>, command: Option<&str>, error: &Error, sink: &dyn Sink) {

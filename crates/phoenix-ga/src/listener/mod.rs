@@ -10,6 +10,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -42,6 +43,8 @@ pub struct Listener {
     pub transport: Transport,
     /// What they speak.
     pub envelope: &'static dyn Envelope,
+    /// Whether a missing device is waited for rather than an error.
+    pub retry: bool,
 }
 
 /// One host connection: its framer and where its requests go.
@@ -87,33 +90,54 @@ impl Connection {
     }
 }
 
-/// Serves every listener until a fatal error; clean exits go through
-/// [`Agent::exit`]. Each listener beyond the first gets a thread of its own.
+/// Serves every listener until none is left; clean exits go through [`Agent::exit`].
+/// Each listener beyond the first gets a thread of its own. A listener that fails (its
+/// port is held by another agent, say) is logged and the others go on; the error of
+/// the last one is returned.
 pub fn serve(agent: &Arc<Agent>, listeners: Vec<Listener>) -> io::Result<()> {
+    let alive = Arc::new(AtomicUsize::new(listeners.len()));
     let mut listeners = listeners.into_iter();
     let Some(first) = listeners.next() else {
         return Err(io::Error::other("no listener configured"));
     };
     for listener in listeners {
-        let agent = Arc::clone(agent);
+        let (agent, alive) = (Arc::clone(agent), Arc::clone(&alive));
         thread::Builder::new()
             .name("listener".into())
             .stack_size(256 << 10)
             .spawn(move || {
                 if let Err(e) = serve_one(&agent, &listener) {
-                    tracing::error!("{e}");
-                    agent.exit(1);
+                    if alive.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        tracing::error!("{e}");
+                        agent.exit(1);
+                    }
+                    tracing::error!("{e}; serving the other listeners");
                 }
             })?;
     }
-    serve_one(agent, &first)
+    let result = serve_one(agent, &first);
+    if let Err(e) = &result {
+        if alive.fetch_sub(1, Ordering::SeqCst) > 1 {
+            tracing::error!("{e}; serving the other listeners");
+            loop {
+                thread::park();
+            }
+        }
+    }
+    result
 }
 
 fn serve_one(agent: &Arc<Agent>, listener: &Listener) -> io::Result<()> {
     let envelope = listener.envelope;
     let connect = |sink| Connection::new(agent, envelope, sink);
+    tracing::info!(transport = ?listener.transport, dialect = envelope.dialect().name(), "listener");
     match &listener.transport {
-        Transport::Port(path) => port::serve(path, connect),
+        Transport::Port(path) => {
+            if listener.retry {
+                port::wait_for(path)?;
+            }
+            port::serve(path, connect)
+        }
         Transport::Unix(path) => {
             let socket = unix::bind(path)?;
             let owned = path.clone();

@@ -46,6 +46,39 @@ pub const PORT_WRITE_MAX: usize = 32 << 10;
 /// case an edge was missed. Not used while idle.
 const WRITE_RECHECK_MS: u16 = 1000;
 
+/// Waits for `path` to exist (a port whose driver is still loading, a device plugged in
+/// later): asleep in inotify on the nearest directory that exists, without polling.
+pub fn wait_for(path: &Path) -> io::Result<()> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let mut said = false;
+    loop {
+        if path.exists() {
+            return Ok(());
+        }
+        if !said {
+            tracing::info!(path = %path.display(), "waiting for the port to appear");
+            said = true;
+        }
+        let dir = path
+            .ancestors()
+            .skip(1)
+            .find(|a| a.is_dir())
+            .unwrap_or(Path::new("/"));
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
+        let events =
+            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ATTRIB;
+        inotify.add_watch(dir, events)?;
+        // Created between the check and the watch: the watch would wait for nothing.
+        if path.exists() {
+            return Ok(());
+        }
+        match inotify.read_events() {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Opens the device at `path` and serves whichever host is on the other side, through
 /// the one [`Connection`] that `connect` makes for the port's whole life.
 pub fn serve(path: &Path, connect: impl FnOnce(Arc<dyn Sink>) -> Connection) -> io::Result<()> {
