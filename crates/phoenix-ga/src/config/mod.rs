@@ -260,6 +260,6 @@ mod tests {
         assert!(dump.contains("\nblock-rpcs=guest-ping\n"), "{dump}");
         // Under its own name, -v is still the original's version flag.
         let v = normalize_args(["phoenix-ga", "-v"].map(String::from));
-        assert!(Cli::try_parse_from(v).is_err());
+        Cli::try_parse_from(v).unwrap_err();
     }
 }
