@@ -56,6 +56,10 @@ impl Conn {
     }
 }
 
+/// The lane key of a sequential connection's requests (no handle has this number:
+/// handles count up from 1).
+const WHOLE_CONNECTION: u64 = 0;
+
 /// Handles one frame from a host connection.
 pub fn handle(agent: &Arc<Agent>, conn: &Conn, frame: Frame<'_>) {
     match frame {
@@ -108,10 +112,11 @@ fn handle_request(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
         return;
     }
     let lane = match entry.run {
+        _ if conn.envelope.sequential() => Some((conn.key(), WHOLE_CONNECTION)),
         Run::Ordered => job.order_key(agent).map(|key| (conn.key(), key)),
         _ => None,
     };
-    if let Some(lane) = lane {
+    if let Some(lane) = lane.filter(|_| entry.run == Run::Ordered) {
         // Only this thread adds to the lane: idle now means nothing of it is pending,
         // so answering here keeps the order.
         if agent.pool.lane_idle(lane) {

@@ -1,6 +1,8 @@
-//! The command reference in docs/commands/ documents every command the agent answers.
+//! The command reference in docs/commands/ documents every command the agent answers,
+//! in both dialects.
 
-use phoenix_testkit::Launch;
+use phoenix_testkit::{qga_ok, Launch};
+use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 
@@ -15,7 +17,12 @@ fn every_command_is_documented() {
         }
     }
     let agent = Launch::new(AGENT).start(&[]);
-    let names = agent.client().commands().unwrap();
+    let mut names = agent.client().commands().unwrap();
+    let qga = Launch::new(AGENT).start(&["--dialect", "qga"]);
+    let info = qga_ok(&mut qga.raw(), "guest-info", Value::Null);
+    let listed = info["supported_commands"].as_array().unwrap();
+    names.extend(listed.iter().map(|c| c["name"].as_str().unwrap().to_string()));
+    assert!(names.iter().any(|n| n == "guest-info"), "{names:?}");
     let missing: Vec<_> = names
         .iter()
         .filter(|n| !docs.contains(&format!("## `{n}`")))

@@ -8,6 +8,9 @@
 //! - test data and checksums ([`random_bytes`], [`md5_of`], [`md5sum`], [`b64`]);
 //! - commands that must succeed, processes and their CPU time ([`must`], [`cpu_ticks`],
 //!   [`wait_exit`]);
+//! - the qemu-ga dialect: calls ([`qga_call`], [`qga_ok`], [`qga_fails`]), Debian's
+//!   qemu-ga beside our agent ([`QemuGa`]) and reply shapes for comparing them
+//!   ([`shape`]);
 //! - a tmpfs that unmounts itself ([`Tmpfs`]), a pty in raw mode ([`raw_pty`]), and the
 //!   addresses of an `ip -j addr` entry ([`cidrs`]).
 //!
@@ -24,6 +27,7 @@ mod mount;
 mod net;
 mod process;
 mod pty;
+mod qga;
 
 pub use agent::{agent_binary, wait_listening, Launch, TestAgent};
 pub use conn::{call, err, fails, ok, request_line, ret, RawConn};
@@ -32,3 +36,4 @@ pub use mount::Tmpfs;
 pub use net::cidrs;
 pub use process::{cpu_ticks, must, must_json, path_str, proc_state, quiet, wait_exit};
 pub use pty::raw_pty;
+pub use qga::{qga_call, qga_err, qga_fails, qga_ok, shape, QemuGa, QEMU_GA};

@@ -67,6 +67,14 @@ pub trait Envelope: Send + Sync + std::fmt::Debug {
         handle(line);
     }
 
+    /// Whether a connection's requests that do not run inline run one after the
+    /// other, in the order sent (qemu-ga's hosts expect its serial semantics: a
+    /// `guest-file-close` sent right after a `guest-file-write` closes after it). When
+    /// false, they run concurrently, except those that declare an order key.
+    fn sequential(&self) -> bool {
+        false
+    }
+
     /// Parses one request (a line, or a part of one: see [`Envelope::each_request`]).
     fn parse<'a>(&self, line: &'a [u8]) -> Result<Request<'a>, Rejected<'a>>;
 

@@ -35,6 +35,10 @@ impl Envelope for Qga {
         }
     }
 
+    fn sequential(&self) -> bool {
+        true
+    }
+
     fn parse<'a>(&self, line: &'a [u8]) -> Result<Request<'a>, Rejected<'a>> {
         match qga::parse_request(line) {
             Ok(req) => Ok(Request {
