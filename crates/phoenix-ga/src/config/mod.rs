@@ -87,9 +87,10 @@ impl Cli {
         }
     }
 
-    /// The configuration in qemu-ga's file format (`-D`), which `--config` reads back.
+    /// The configuration in qemu-ga's file format (`-D`), which `--config` reads back;
+    /// lists are separated by `;`, as GLib's key files separate them.
     pub fn dump(&self) -> String {
-        let list = |v: &[String]| v.join(",");
+        let list = |v: &[String]| v.join(";");
         let mut out = String::from("[general]\n");
         let _ = writeln!(out, "daemon={}", self.daemonize);
         let _ = writeln!(out, "method={}", self.method.name());
