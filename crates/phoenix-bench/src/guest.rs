@@ -97,8 +97,7 @@ pub fn run(env: &Env, report: &mut Report) {
     let qga = Client::connect_with(
         g.port_socket(QGA_PORT),
         Options {
-            tag_field: "id",
-            ping_command: "guest-ping",
+            dialect: Some(phoenix_client::Dialect::Qga),
             resync_on_connect: false,
             ..Options::default()
         },
@@ -284,7 +283,7 @@ fn transfer_rows(
 }
 
 fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
-    let ping = client.options().ping_command;
+    let ping = client.ping_command();
     for _ in 0..100 {
         client.call_raw(ping, None, None).or_panic("ping");
     }

@@ -166,8 +166,7 @@ impl Peer {
                 ..Options::default()
             },
             Kind::QemuGa => Options {
-                tag_field: "id",
-                ping_command: "guest-ping",
+                dialect: Some(phoenix_client::Dialect::Qga),
                 resync_on_connect: false,
                 ..Options::default()
             },
@@ -231,7 +230,7 @@ impl<T, E: std::error::Error> OrPanic<T> for Result<T, E> {
 
 /// One ping with either agent's command name; the reply shape differs, so it is not decoded.
 pub fn ping(client: &Client) -> Result<(), phoenix_client::ClientError> {
-    let ping = client.options().ping_command;
+    let ping = client.ping_command();
     client
         .call_raw(ping, None, client.options().timeout)
         .map(drop)

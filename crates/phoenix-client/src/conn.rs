@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use phoenix_proto::{parse_reply, Reply, WireError, RESYNC_BYTE};
+use phoenix_proto::{parse_reply, Dialect, Reply, WireError, RESYNC_BYTE};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -25,24 +25,48 @@ use crate::stream::{Line, LineReader, Stream};
 pub struct Options {
     /// Default time to wait for each reply (`None`: forever).
     pub timeout: Option<Duration>,
-    /// The request member that carries the tag: `tag` for Phoenix; `id` for QMP-style
-    /// agents such as qemu-ga (used by the benchmarks).
-    pub tag_field: &'static str,
+    /// The dialect the agent speaks on this socket; `None`: find out on connect, with a
+    /// `guest-sync-delimited` that qemu-ga's dialect answers and Phoenix's refuses.
+    pub dialect: Option<Dialect>,
     /// On connect, resynchronise: send 0xFF and discard everything until the reply
-    /// to a fresh `ping`, so stale replies of an earlier client never reach us.
+    /// to a fresh `ping` (`guest-ping`), so stale replies of an earlier client never
+    /// reach us.
     pub resync_on_connect: bool,
-    /// The command used to resynchronise (`ping`; `guest-ping` for qemu-ga).
-    pub ping_command: &'static str,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             timeout: Some(Duration::from_secs(30)),
-            tag_field: "tag",
+            dialect: Some(Dialect::Phoenix),
             resync_on_connect: true,
-            ping_command: "ping",
         }
+    }
+}
+
+impl Options {
+    /// The default options for an agent speaking `dialect`.
+    pub fn dialect(dialect: Dialect) -> Self {
+        Self {
+            dialect: Some(dialect),
+            ..Self::default()
+        }
+    }
+}
+
+/// The request member that carries a call's tag.
+fn tag_field(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Phoenix => "tag",
+        Dialect::Qga => "id",
+    }
+}
+
+/// The command whose reply ends a resynchronisation.
+fn ping_command(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Phoenix => "ping",
+        Dialect::Qga => "guest-ping",
     }
 }
 
@@ -58,6 +82,7 @@ pub struct Client {
     next_tag: AtomicU64,
     prefix: String,
     opts: Options,
+    dialect: Dialect,
     /// Set after a timeout: the next call resynchronises first.
     needs_resync: AtomicBool,
     /// What `ping` and `get-commands` said, once asked.
@@ -100,19 +125,25 @@ impl Client {
             path: path.display().to_string(),
             source,
         })?;
-        let reader = LineReader::new(stream.try_clone()?);
+        let mut reader = LineReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        let dialect = match opts.dialect {
+            Some(d) => d,
+            None => detect(&mut writer, &mut reader, opts.timeout)?,
+        };
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let client = Self {
-            writer: Mutex::new(stream),
+            writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             next_tag: AtomicU64::new(1),
             prefix: format!("{:x}{:x}", std::process::id(), nanos),
             opts,
+            dialect,
             needs_resync: AtomicBool::new(false),
             info: Mutex::new(None),
         };
@@ -125,6 +156,16 @@ impl Client {
     /// The options in use.
     pub fn options(&self) -> &Options {
         &self.opts
+    }
+
+    /// The dialect the agent speaks on this connection.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The command that checks the agent is there: `ping` or `guest-ping`.
+    pub fn ping_command(&self) -> &'static str {
+        ping_command(self.dialect)
     }
 
     /// Calls `execute` with `args` and decodes the return value.
@@ -183,7 +224,7 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .write_all(&[RESYNC_BYTE])?;
         self.request(
-            self.opts.ping_command,
+            ping_command(self.dialect),
             None,
             self.opts.timeout.or(Some(Duration::from_secs(30))),
         )
@@ -250,7 +291,9 @@ impl Client {
             line.extend_from_slice(b",\"arguments\":");
             line.extend_from_slice(args.get().as_bytes());
         }
-        line.extend_from_slice(format!(",\"{}\":\"{tag}\"}}\r\n", self.opts.tag_field).as_bytes());
+        line.extend_from_slice(
+            format!(",\"{}\":\"{tag}\"}}\r\n", tag_field(self.dialect)).as_bytes(),
+        );
 
         {
             let mut st = self.state();
@@ -380,6 +423,7 @@ impl Pending<'_> {
                 command: self.execute.clone(),
                 message: w.message,
                 code: w.code,
+                class: w.class,
             })),
             Err(ClientError::Timeout { .. }) => {
                 self.client.needs_resync.store(true, Ordering::SeqCst);
@@ -408,6 +452,49 @@ impl Drop for Pending<'_> {
         let mut st = self.client.state();
         st.waiting.remove(&self.tag);
         st.arrived.remove(&self.tag);
+    }
+}
+
+/// Finds out which dialect the agent speaks: sends 0xFF and a `guest-sync-delimited`
+/// (without a tag, which qemu-ga would refuse). qemu-ga's dialect answers it (or refuses
+/// it with a classed error, when an allow list leaves it out); Phoenix agents, ours and
+/// the original, answer "unknown command" with their own error body. Replies of an
+/// earlier client that come first are skipped.
+fn detect(
+    writer: &mut Stream,
+    reader: &mut LineReader,
+    timeout: Option<Duration>,
+) -> Result<Dialect, ClientError> {
+    let id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default()
+        | 1;
+    let probe =
+        format!("{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{id}}}}}\r\n");
+    writer.write_all(&[RESYNC_BYTE])?;
+    writer.write_all(probe.as_bytes())?;
+    let wait = timeout.unwrap_or(Duration::from_secs(30));
+    let deadline = Instant::now() + wait;
+    loop {
+        match reader.read_line(Some(deadline))? {
+            Line::Complete(line) => match salvage_reply(line) {
+                Some(Reply { result: Ok(v), .. }) if v.get() == id.to_string() => {
+                    return Ok(Dialect::Qga)
+                }
+                Some(Reply { result: Err(e), .. }) if e.class.is_some() => return Ok(Dialect::Qga),
+                Some(Reply { result: Err(_), .. }) => return Ok(Dialect::Phoenix),
+                // Stale replies of an earlier client.
+                _ => {}
+            },
+            Line::Timeout => {
+                return Err(ClientError::Timeout {
+                    command: "guest-sync-delimited (which dialect)".into(),
+                    timeout: wait,
+                })
+            }
+            Line::Closed => return Err(ClientError::Closed),
+        }
     }
 }
 

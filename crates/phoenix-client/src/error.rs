@@ -20,6 +20,8 @@ pub struct AgentError {
     pub message: String,
     /// The errno the agent reported, or -1.
     pub code: i32,
+    /// The qemu-ga dialect's error class (`GenericError`, `CommandNotFound`).
+    pub class: Option<String>,
 }
 
 impl AgentError {
@@ -200,6 +202,7 @@ mod tests {
                 command: "file-open".into(),
                 message: "open /etc/nope: No such file or directory".into(),
                 code: 2,
+                class: None,
             }),
         ];
         for e in &errors {
@@ -240,6 +243,7 @@ mod tests {
             command: "file-open".into(),
             message: "open /etc/nope: No such file or directory".into(),
             code: 2,
+            class: None,
         };
         assert_eq!(
             e.to_string(),
@@ -249,6 +253,7 @@ mod tests {
             command: "x".into(),
             message: "unknown command \"x\"".into(),
             code: -1,
+            class: None,
         };
         assert_eq!(e.to_string(), "unknown command \"x\"");
     }

@@ -19,4 +19,5 @@ pub mod transfer;
 pub use api::AgentInfo;
 pub use conn::{Client, Options, Pending};
 pub use error::{AgentError, ClientError, Report};
+pub use phoenix_proto::Dialect;
 pub use transfer::{Progress, Transfer, UploadOptions};

@@ -177,11 +177,12 @@ struct RawReply {
 /// A QMP error body (`{"class", "desc"}`), as QEMU's guest agent sends.
 #[derive(Deserialize)]
 struct QmpErrorBody {
+    class: String,
     desc: String,
 }
 
-/// Parses one reply line. Understands Phoenix replies and, for comparisons, the QMP
-/// replies of QEMU's guest agent (`id` for the tag, `{"class","desc"}` errors).
+/// Parses one reply line, of either dialect: Phoenix (`tag`, `{"bufb64","code"}`
+/// errors) or qemu-ga (`id`, `{"class","desc"}` errors).
 pub fn parse_reply(line: &[u8]) -> Result<Reply, String> {
     let raw: RawReply = serde_json::from_slice(line).map_err(|e| format!("bad reply: {e}"))?;
     let tag = match raw.tag {
@@ -195,7 +196,11 @@ pub fn parse_reply(line: &[u8]) -> Result<Reply, String> {
             if let Ok(body) = serde_json::from_str::<ErrorBody>(e.get()) {
                 Err(WireError::from_body(&body))
             } else if let Ok(q) = serde_json::from_str::<QmpErrorBody>(e.get()) {
-                Err(WireError::new(q.desc, -1))
+                Err(WireError {
+                    message: q.desc,
+                    code: -1,
+                    class: Some(q.class),
+                })
             } else {
                 return Err(format!("bad error body: {}", e.get()));
             }
@@ -286,7 +291,11 @@ mod tests {
         assert_eq!(r.result.unwrap_err(), WireError::new("x", 2));
         let r = parse_reply(br#"{"error":{"class":"GenericError","desc":"no"},"id":"q"}"#).unwrap();
         assert_eq!(r.tag.as_deref(), Some("q"));
-        assert_eq!(r.result.unwrap_err().message, "no");
+        let e = r.result.unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.class.as_deref()),
+            ("no", Some("GenericError"))
+        );
         parse_reply(br#"{"tag":"a"}"#).unwrap_err();
     }
 

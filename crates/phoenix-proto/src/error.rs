@@ -3,13 +3,18 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-/// An error as it travels on the wire, decoded.
+/// An error as it travels on the wire, decoded: a Phoenix `{bufb64, code}` body, or a
+/// qemu-ga `{class, desc}` body (code -1, the class kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireError {
-    /// Human-readable message (base64 on the wire).
+    /// Human-readable message (base64 on the wire in the Phoenix dialect).
     pub message: String,
-    /// The errno of the failing system call, or -1 when there is none.
+    /// The errno of the failing system call, or -1 when there is none (always -1 in
+    /// the qemu-ga dialect).
     pub code: i32,
+    /// The qemu-ga dialect's error class (`GenericError`, `CommandNotFound`); `None`
+    /// in the Phoenix dialect.
+    pub class: Option<String>,
 }
 
 /// The JSON shape of an error body.
@@ -27,6 +32,7 @@ impl WireError {
         Self {
             message: message.into(),
             code,
+            class: None,
         }
     }
 
@@ -47,6 +53,7 @@ impl WireError {
         Self {
             message,
             code: body.code,
+            class: None,
         }
     }
 }

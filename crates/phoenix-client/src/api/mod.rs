@@ -12,7 +12,8 @@ pub mod system;
 use std::sync::Arc;
 
 use phoenix_proto::types::core::cmd::{AgentShutdown, GetCommands, Ping};
-use phoenix_proto::{Command, NoArgs};
+use phoenix_proto::types::core::qga::cmd::GuestInfo;
+use phoenix_proto::{Command, Dialect, NoArgs};
 use serde::Serialize;
 
 use crate::{Client, ClientError};
@@ -75,15 +76,16 @@ impl Client {
         self.call_no_args(C::NAME)
     }
 
-    /// `ping`: the agent's version (or the `ping_command` of the options).
+    /// `ping`: the agent's version. In the qemu-ga dialect, whose `guest-ping` returns
+    /// nothing, the version of `guest-info`.
     pub fn ping(&self) -> Result<String, ClientError> {
-        match self.options().ping_command {
-            Ping::NAME => self.invoke_no_args::<Ping>(),
-            other => self.call_no_args(other),
+        match self.dialect() {
+            Dialect::Phoenix => self.invoke_no_args::<Ping>(),
+            Dialect::Qga => Ok(self.invoke_no_args::<GuestInfo>()?.version),
         }
     }
 
-    /// `get-commands`: every command name the agent answers.
+    /// `get-commands`: every command name the agent answers (Phoenix dialect).
     pub fn commands(&self) -> Result<Vec<String>, ClientError> {
         self.invoke_no_args::<GetCommands>()
     }
@@ -125,9 +127,23 @@ impl Client {
         if let Some(info) = cached.as_ref() {
             return Ok(Arc::clone(info));
         }
-        let info = Arc::new(AgentInfo {
-            version: self.ping()?,
-            commands: self.commands()?,
+        let info = Arc::new(match self.dialect() {
+            Dialect::Phoenix => AgentInfo {
+                version: self.ping()?,
+                commands: self.commands()?,
+            },
+            Dialect::Qga => {
+                let info = self.invoke_no_args::<GuestInfo>()?;
+                AgentInfo {
+                    version: info.version,
+                    commands: info
+                        .supported_commands
+                        .into_iter()
+                        .filter(|c| c.enabled)
+                        .map(|c| c.name)
+                        .collect(),
+                }
+            }
         });
         *cached = Some(Arc::clone(&info));
         Ok(info)
