@@ -382,15 +382,15 @@ fn upload(
     let c = peer.client;
     g.sh_ok(&format!("rm -f {DST}"));
     let t0 = Instant::now();
-    let (open, write, close, handle_key, data_key) = match peer.kind {
-        Kind::Ours => (
+    let (open, write, close, handle_key, data_key) = match peer.kind.dialect() {
+        phoenix_client::Dialect::Phoenix => (
             "file-open",
             "file-write",
             "file-close",
             "handle_id",
             "bufb64",
         ),
-        Kind::QemuGa => (
+        phoenix_client::Dialect::Qga => (
             "guest-file-open",
             "guest-file-write",
             "guest-file-close",
