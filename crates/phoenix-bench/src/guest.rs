@@ -52,7 +52,9 @@ fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8
     )
 }
 
-const QGA_PORT: &str = "org.qemu.guest_agent.0";
+/// qemu-ga's port in the guest. Not `org.qemu.guest_agent.0`: our agent, started
+/// without `-p`, serves that one (its qemu-ga dialect) beside its own.
+const QGA_PORT: &str = "org.qemu.guest_agent.1";
 const RAW_PORT: &str = "org.phoenix-e2e.raw";
 /// The guest's source file for downloads (tmpfs: the transport is measured, not a disk).
 const SRC: &str = "/tmp/bench-src";
