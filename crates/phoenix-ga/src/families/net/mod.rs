@@ -11,12 +11,13 @@
 //! Both dialects' listings come from the same operations: [`links::listing`] (one link
 //! dump, one address dump) for `get-netifaces` and `guest-network-get-interfaces`, and
 //! [`routes::dump`] (one route dump per family) for `get-route-list` and
-//! `guest-network-get-route`. The Phoenix commands are in [`phoenix`].
+//! `guest-network-get-route`. The Phoenix commands are in [`phoenix`], the qemu-ga
+//! dialect's in [`qga`].
 
 use std::io;
 
 use netlink_packet_route::AddressFamily;
-use phoenix_proto::types::net::{cmd, NetIface, Route};
+use phoenix_proto::types::net::{cmd, qga::cmd as qga_cmd, NetIface, Route};
 
 use super::{Family, Setup};
 use crate::command::{entry, Entry};
@@ -27,6 +28,7 @@ pub(crate) mod links;
 pub(crate) mod names;
 pub(crate) mod netlink;
 mod phoenix;
+mod qga;
 pub(crate) mod routes;
 
 use addrs::Cidr;
@@ -50,7 +52,7 @@ impl Family for Net {
     }
 
     fn commands(&self) -> &'static [Entry] {
-        static COMMANDS: [Entry; 10] = [
+        static COMMANDS: [Entry; 12] = [
             entry::<cmd::GetNetifaces>(),
             entry::<cmd::IpaddrAdd>(),
             entry::<cmd::IpaddrDel>(),
@@ -61,6 +63,8 @@ impl Family for Net {
             entry::<cmd::GetRouteList>(),
             entry::<cmd::RouteAdd>(),
             entry::<cmd::RouteDel>(),
+            entry::<qga_cmd::GuestNetworkGetInterfaces>(),
+            entry::<qga_cmd::GuestNetworkGetRoute>(),
         ];
         &COMMANDS
     }
