@@ -9,8 +9,8 @@
 //!
 //! `TZ` in the agent's environment wins, as for GLib and glibc: `:NAME` or `NAME` is a
 //! zone file (absolute, or under the zoneinfo directory, `$TZDIR` or
-//! /usr/share/zoneinfo), else a POSIX TZ string ([`posix_tz`]); an empty `TZ` is
-//! ignored, as GLib ignores it. No zone file and no string that parses: UTC.
+//! /usr/share/zoneinfo), else a POSIX TZ string ([`posix_tz`]). An empty `TZ`, or one
+//! that is neither, is UTC, as in GLib and glibc.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -42,7 +42,7 @@ impl Zone {
 /// The local zone at `now` (seconds since the epoch): `tz` is the agent's `TZ`,
 /// `localtime` the system's zone file, `zoneinfo` the directory of named zones.
 pub fn local(localtime: &Path, zoneinfo: &Path, tz: Option<&str>, now: i64) -> Zone {
-    let found = match tz.filter(|v| !v.is_empty()) {
+    let found = match tz {
         None => from_file(localtime, now),
         Some(tz) => {
             let name = tz.strip_prefix(':').unwrap_or(tz);
@@ -344,7 +344,8 @@ mod tests {
         std::fs::write(&localtime, tzif(b'2', &[], &[(3600, false, "CET")], "CET-1CEST,M3.5.0,M10.5.0/3")).unwrap();
         assert_eq!(local(&localtime, &zoneinfo, None, 0), zone("CET", 3600));
         assert_eq!(local(&localtime, &zoneinfo, None, 15_000_000), zone("CEST", 7200));
-        assert_eq!(local(&localtime, &zoneinfo, Some(""), 0), zone("CET", 3600));
+        // An empty TZ is UTC (GLib and glibc agree).
+        assert_eq!(local(&localtime, &zoneinfo, Some(""), 0), Zone::utc());
         // TZ: a zone name, with or without ':', an absolute path, a POSIX string.
         assert_eq!(local(&localtime, &zoneinfo, Some("Asia/Tokyo"), 0), zone("JST", 32400));
         assert_eq!(local(&localtime, &zoneinfo, Some(":Asia/Tokyo"), 0), zone("JST", 32400));
