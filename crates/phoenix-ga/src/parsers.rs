@@ -92,3 +92,32 @@ pub fn apply_link_notifications(
 ) -> Result<(), String> {
     net::names::apply(names, datagram).map_err(|e| e.to_string())
 }
+
+/// Parses os-release text as `guest-get-osinfo` does; the fields in debug form.
+pub fn parse_os_release(text: &str) -> String {
+    format!("{:?}", sysinfo::osrelease::parse(text))
+}
+
+/// The zone in force at `t` of a TZif file (what /etc/localtime holds), as
+/// `guest-get-timezone` reads it: abbreviation and offset east of UTC in seconds.
+pub fn tzif_zone_at(data: &[u8], t: i64) -> Option<(String, i64)> {
+    let zone = sysinfo::timezone::parse(data)?.at(t);
+    Some((zone.abbrev, zone.offset))
+}
+
+/// The zone in force at `t` of a POSIX TZ rule string (`CET-1CEST,M3.5.0,M10.5.0/3`).
+pub fn posix_tz_zone_at(rule: &str, t: i64) -> Option<(String, i64)> {
+    let zone = sysinfo::posix_tz::parse(rule)?.at(t);
+    Some((zone.abbrev, zone.offset))
+}
+
+/// The days since 1970-01-01 of a civil date, and back (the zone rules' calendar).
+pub fn civil_round_trip(days: i64) -> i64 {
+    let (y, m, d) = sysinfo::posix_tz::civil_from_days(days);
+    sysinfo::posix_tz::days_from_civil(y, m, d)
+}
+
+/// Parses /proc/stat as `guest-get-cpustats` does; the number of CPUs listed.
+pub fn parse_proc_stat(text: &str) -> usize {
+    sysinfo::cpus::parse_stat(text, 100).len()
+}

@@ -17,18 +17,18 @@
 //! takes no freeze protection. The host can thus still see the guest's state during a
 //! long backup (qemu-ga refuses all of these while frozen).
 
-mod cpus;
+pub(crate) mod cpus;
 pub(crate) mod disks;
 mod kernel;
 pub(crate) mod logind;
 mod memory;
-mod osrelease;
+pub(crate) mod osrelease;
 mod phoenix;
-mod posix_tz;
+pub(crate) mod posix_tz;
 mod qga;
 mod statfs;
 mod sysfs;
-mod timezone;
+pub(crate) mod timezone;
 mod users;
 pub(crate) mod utmp;
 

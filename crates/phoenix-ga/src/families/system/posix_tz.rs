@@ -192,7 +192,15 @@ impl Parser<'_> {
     fn name(&mut self) -> Option<String> {
         let (name, rest) = if let Some(quoted) = self.s.strip_prefix(b"<") {
             let end = quoted.iter().position(|&c| c == b'>')?;
-            (&quoted[..end], &quoted[end + 1..])
+            // POSIX: a quoted name holds letters, digits, '+' and '-' only.
+            let name = &quoted[..end];
+            if !name
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'-')
+            {
+                return None;
+            }
+            (name, &quoted[end + 1..])
         } else {
             let end = self
                 .s

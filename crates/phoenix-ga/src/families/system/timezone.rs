@@ -179,7 +179,13 @@ fn block(d: &[u8], c: Counts, width: usize, footer: String) -> Option<Tzif> {
             let offset = i64::from(i32::from_be_bytes([t[0], t[1], t[2], t[3]]));
             let name = chars.get(usize::from(t[5])..)?;
             let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
-            Some((offset, String::from_utf8_lossy(&name[..end]).into_owned()))
+            // RFC 8536 designations are printable ASCII; anything else is a damaged
+            // file, not a zone to report.
+            let name = &name[..end];
+            if !name.iter().all(|c| c.is_ascii_graphic()) {
+                return None;
+            }
+            Some((offset, String::from_utf8_lossy(name).into_owned()))
         })
         .collect::<Option<Vec<_>>>()?;
     Some(Tzif {
