@@ -177,6 +177,10 @@ fn block(d: &[u8], c: Counts, width: usize, footer: String) -> Option<Tzif> {
         .chunks_exact(6)
         .map(|t| {
             let offset = i64::from(i32::from_be_bytes([t[0], t[1], t[2], t[3]]));
+            // RFC 8536's range for a UT offset: beyond a day, the file is damaged.
+            if !(-89_999..=93_599).contains(&offset) {
+                return None;
+            }
             let name = chars.get(usize::from(t[5])..)?;
             let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
             // RFC 8536 designations are printable ASCII; anything else is a damaged
