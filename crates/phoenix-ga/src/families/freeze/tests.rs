@@ -79,15 +79,15 @@ fn the_timer_never_thaws_a_later_freeze() {
     let agent = agent(state.path(), &u64::MAX.to_string());
     freeze(&agent, &fs);
     let first = freezer(&agent).generation();
-    assert!(freezer(&agent).thaw("test", None).unwrap());
+    assert_eq!(freezer(&agent).thaw("test", None).unwrap(), 1);
     freeze(&agent, &fs);
-    assert!(!freezer(&agent).thaw("timer", Some(first)).unwrap());
+    assert_eq!(freezer(&agent).thaw("timer", Some(first)).unwrap(), 0);
     assert!(fs.is_frozen(), "the stale timer thawed a later freeze");
     let current = freezer(&agent).generation();
-    assert!(freezer(&agent).thaw("timer", Some(current)).unwrap());
+    assert_eq!(freezer(&agent).thaw("timer", Some(current)).unwrap(), 1);
     assert_thawed(&agent, &fs, state.path());
     // Thawing again: nothing frozen, not an error.
-    assert!(!freezer(&agent).thaw("test", None).unwrap());
+    assert_eq!(freezer(&agent).thaw("test", None).unwrap(), 0);
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn a_thaw_never_waits_for_a_stuck_operation() {
     {
         let _stuck = freezer(&agent).hold_op();
         // fs-unfreeze (and the timer, and exit) thaw through the recorded descriptors.
-        assert!(freezer(&agent).thaw("test", None).unwrap());
+        assert_eq!(freezer(&agent).thaw("test", None).unwrap(), 1);
         assert!(!fs.is_frozen(), "not thawed under a stuck operation");
     }
     // Once the operation gives way, a thaw settles the state.
