@@ -68,6 +68,9 @@ pub struct Hook {
 
 #[derive(Debug, Default)]
 struct State {
+    /// A run is in progress or about to start: hooks run one at a time, in the order
+    /// they were claimed (a thaw hook before the next freeze hook).
+    busy: bool,
     /// The process group of the hook running now, and its argument.
     running: Option<(Pid, &'static str)>,
     /// A freeze hook was started and no thaw hook has been run since.
@@ -86,8 +89,14 @@ enum End {
 impl Hook {
     /// The hook at `path`, bounded by `timeout_secs` (0: no bound).
     pub fn new(path: &Path, timeout_secs: u64) -> Self {
+        // A relative path with a directory in it is the agent's start directory's (the
+        // child runs in `/`); a bare name is looked up in PATH, as qemu-ga's execvp does.
+        let path = match path.components().count() > 1 && path.is_relative() {
+            true => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            false => path.to_path_buf(),
+        };
         Self {
-            path: path.to_path_buf(),
+            path,
             timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
             state: Mutex::new(State::default()),
             idle: Condvar::new(),
@@ -98,14 +107,15 @@ impl Hook {
     /// cannot be started or fails; a timeout is logged and not an error (the freeze
     /// goes on without it). Once it has started, a thaw is owed, whatever its end.
     pub fn freeze(&self) -> Result<(), Error> {
-        let wait = self.timeout.map_or(Duration::MAX, |t| t + KILL_GRACE);
-        if !self.wait_idle(wait) {
+        if !self.claim(self.limit()) {
             return Err(Error::errno(
                 Errno::EBUSY,
                 format!("fsfreeze hook {}: still running", self.path.display()),
             ));
         }
-        let failed = match self.run("freeze") {
+        let ran = self.run("freeze");
+        self.release();
+        let failed = match ran {
             Ok(End::Exited(status, _)) if status.success() => return Ok(()),
             Ok(End::TimedOut) => return Ok(()),
             Ok(End::Exited(status, output)) => self.failed("freeze", status, &output),
@@ -124,21 +134,34 @@ impl Hook {
     /// If a thaw is owed, runs the hook with `thaw`: on a thread of its own, or here
     /// and now with `in_place` (the exit path, or when no thread can be started).
     pub fn thaw(self: &Arc<Self>, in_place: bool) {
-        if !std::mem::take(&mut lock(&self.state).owed) {
-            return;
-        }
+        // Claimed now, before any later freeze hook can claim a turn.
+        let claimed = {
+            let mut st = lock(&self.state);
+            if !std::mem::take(&mut st.owed) {
+                return;
+            }
+            !std::mem::replace(&mut st.busy, true)
+        };
+        let turn = move |hook: &Hook| {
+            if claimed || hook.claim(hook.limit()) {
+                hook.run_thaw();
+                hook.release();
+            } else {
+                tracing::error!(hook = %hook.path.display(), "thaw hook not run: another run does not end");
+            }
+        };
         if !in_place {
             let hook = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .name("fsfreeze-hook".into())
                 .stack_size(128 << 10)
-                .spawn(move || hook.run_thaw());
+                .spawn(move || turn(&hook));
             match spawned {
                 Ok(_) => return,
                 Err(e) => tracing::warn!(error = %e, "no thread for the thaw hook: running it here"),
             }
         }
-        self.run_thaw();
+        turn(self);
     }
 
     /// The exit path: ends a freeze hook still running (the freeze is being undone),
@@ -149,12 +172,48 @@ impl Hook {
             tracing::warn!(hook = %self.path.display(), "agent exiting: killing the fsfreeze hook");
             let _ = killpg(pgid, Signal::SIGKILL);
         }
-        let limit = self.timeout.map_or(EXIT_LIMIT, |t| t + KILL_GRACE);
+        let limit = self.timeout.map_or(EXIT_LIMIT, |t| t.saturating_add(KILL_GRACE));
         if !self.wait_idle(limit) {
             tracing::warn!(hook = %self.path.display(), "exiting with the fsfreeze hook still running");
             return;
         }
         self.thaw(true);
+        // A thaw hook another thread claimed meanwhile (the killed freeze's rollback).
+        if !self.wait_idle(limit) {
+            tracing::warn!(hook = %self.path.display(), "exiting with the fsfreeze hook still running");
+        }
+    }
+
+    /// How long a run may take, killing included (no bound without a timeout).
+    fn limit(&self) -> Duration {
+        self.timeout.map_or(Duration::MAX, |t| t.saturating_add(KILL_GRACE))
+    }
+
+    /// Waits for the turn to run, at most `limit`; whether it was taken.
+    fn claim(&self, limit: Duration) -> bool {
+        if !self.wait_idle(limit) {
+            return false;
+        }
+        let mut st = lock(&self.state);
+        // Taken by someone else between the wait and here: wait again.
+        while st.busy {
+            drop(st);
+            if !self.wait_idle(limit) {
+                return false;
+            }
+            st = lock(&self.state);
+        }
+        st.busy = true;
+        true
+    }
+
+    /// Ends a turn.
+    fn release(&self) {
+        let mut st = lock(&self.state);
+        st.busy = false;
+        st.running = None;
+        drop(st);
+        self.idle.notify_all();
     }
 
     fn run_thaw(&self) {
@@ -171,11 +230,11 @@ impl Hook {
         }
     }
 
-    /// Waits until no hook runs, at most `limit`; whether none does.
+    /// Waits until no hook runs or is about to, at most `limit`; whether none does.
     fn wait_idle(&self, limit: Duration) -> bool {
         let deadline = Instant::now().checked_add(limit);
         let mut st = lock(&self.state);
-        while st.running.is_some() {
+        while st.busy {
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
@@ -205,7 +264,8 @@ impl Hook {
         )
     }
 
-    /// Runs the hook with `arg` to its end or its timeout, logging its output.
+    /// Runs the hook with `arg` to its end or its timeout, logging its output. The
+    /// caller holds the turn ([`Hook::claim`]) and releases it afterwards.
     fn run(&self, arg: &'static str) -> Result<End, Error> {
         let what = || format!("fsfreeze hook {}", self.path.display());
         let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| {
@@ -234,10 +294,7 @@ impl Hook {
                 st.owed = true;
             }
         }
-        let end = self.wait(child, pgid, out_r, arg);
-        lock(&self.state).running = None;
-        self.idle.notify_all();
-        Ok(end)
+        Ok(self.wait(child, pgid, out_r, arg))
     }
 
     /// Waits for `child` while logging what it writes to `out`; kills its process group
@@ -430,7 +487,8 @@ impl<'a> Output<'a> {
     /// watching the pipe.
     fn drain(&mut self) {
         let mut buf = [0u8; 4096];
-        loop {
+        // Bounded: a process the hook left behind may write without end.
+        for _ in 0..64 {
             let Some(pipe) = self.pipe.as_mut() else {
                 return;
             };
