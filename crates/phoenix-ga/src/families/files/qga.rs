@@ -253,6 +253,85 @@ impl Command for GuestFileClose {
 mod tests {
     use super::*;
     use crate::memory::Buffer;
+    use clap::Parser;
+    use phoenix_proto::types::files::cmd::{FileClose, FileOpen, FileRead};
+    use phoenix_proto::types::files::{FileOpen as OpenArgs, FileRead as ReadArgs, HandleArgs};
+
+    fn agent(state: &std::path::Path) -> Agent {
+        let cli = crate::config::Cli::try_parse_from([
+            "phoenix-ga",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .unwrap();
+        Agent::new(cli).unwrap()
+    }
+
+    fn json(out: Outcome) -> serde_json::Value {
+        let value = out.unwrap_or_else(|e| panic!("{}", e.message()));
+        serde_json::from_str(&value.to_json()).unwrap()
+    }
+
+    #[test]
+    fn handles_are_shared_with_the_phoenix_dialect() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path());
+        let path = dir.path().join("f");
+        std::fs::write(&path, "abcdef").unwrap();
+        let qga_open = |mode: &str| {
+            json(GuestFileOpen::run(
+                &a,
+                wire::GuestFileOpenArgs {
+                    path: path.to_str().unwrap().into(),
+                    mode: Some(mode.into()),
+                },
+            ))
+        };
+        let qga_read = |handle: i64| {
+            GuestFileRead::run(
+                &a,
+                wire::GuestFileReadArgs {
+                    handle,
+                    count: Some(2),
+                },
+            )
+        };
+        // Opened in qemu-ga's dialect, read and closed in Phoenix's, and back.
+        let h = qga_open("r").as_i64().unwrap();
+        let phoenix = json(FileRead::run(
+            &a,
+            ReadArgs {
+                handle_id: h.try_into().unwrap(),
+                count: 3,
+            },
+        ));
+        assert_eq!(phoenix, serde_json::json!({"bufb64": "YWJj", "eof": false}));
+        assert_eq!(
+            json(qga_read(h)),
+            serde_json::json!({"count": 2, "buf-b64": "ZGU=", "eof": false})
+        );
+        json(FileClose::run(
+            &a,
+            HandleArgs {
+                handle_id: h.try_into().unwrap(),
+            },
+        ));
+        let e = qga_read(h).unwrap_err();
+        assert_eq!(e.message(), format!("handle '{h}' has not been found"));
+        let p = json(FileOpen::run(
+            &a,
+            OpenArgs {
+                path: path.clone(),
+                mode: "r".into(),
+                perm: 0o644,
+                force: false,
+            },
+        ))
+        .as_i64()
+        .unwrap();
+        assert_eq!(p, h + 1, "one numbering for both dialects");
+        assert_eq!(json(qga_read(p))["buf-b64"], "YWI=");
+    }
 
     #[test]
     fn modes_are_qemu_ga_s() {

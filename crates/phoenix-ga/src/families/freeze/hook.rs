@@ -400,8 +400,10 @@ fn child_setup() -> io::Result<()> {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         for sig in 1..libc::SIGRTMIN() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP && libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                // glibc keeps 32 and 33 for itself and refuses them; an ignored one
+                // would still pass to the hook: reset it with the system call.
+                default_action(sig);
             }
         }
         let marked = libc::syscall(
@@ -426,6 +428,41 @@ fn child_setup() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Sets the action of `sig` to the default with the raw system call, which glibc's
+/// wrappers refuse for the signals it reserves. Async-signal-safe.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn default_action(sig: libc::c_int) {
+    /// The kernel's `struct sigaction` on these architectures.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let action = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction reads a live struct of the kernel's layout for these
+    // architectures, writes nothing (no old action asked for), and is told the size of
+    // the kernel's signal set (8 bytes).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn default_action(_sig: libc::c_int) {}
 
 /// The hook's output: read as it comes, logged line by line (up to [`LOG_LIMIT`]),
 /// its end kept for an error message.
