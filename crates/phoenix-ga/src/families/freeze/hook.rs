@@ -593,3 +593,93 @@ impl<'a> Output<'a> {
         String::from_utf8_lossy(&self.tail).trim().to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn log_of(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_thaw_is_owed_once_per_freeze_hook_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("echo $1 >> '{}/log'\n", dir.path().display());
+        let hook = Arc::new(Hook::new(&script(dir.path(), "h", &body), 5));
+        hook.thaw(true);
+        assert_eq!(log_of(dir.path()), "", "nothing owed, nothing run");
+        hook.freeze().unwrap();
+        assert_eq!(log_of(dir.path()), "freeze\n");
+        hook.thaw(true);
+        hook.thaw(true);
+        assert_eq!(log_of(dir.path()), "freeze\nthaw\n");
+        // Owed by a previous agent's freeze.
+        hook.owe_thaw();
+        hook.thaw(false);
+        assert!(hook.wait_idle(Duration::from_secs(10)));
+        assert_eq!(log_of(dir.path()), "freeze\nthaw\nthaw\n");
+    }
+
+    #[test]
+    fn a_hook_that_cannot_start_is_an_error_with_its_errno_and_owes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = Arc::new(Hook::new(&dir.path().join("missing"), 5));
+        let e = hook.freeze().unwrap_err();
+        assert_eq!(e.code(), libc::ENOENT);
+        assert!(e.message().ends_with(": No such file or directory"), "{}", e.message());
+        assert!(!lock(&hook.state).owed);
+        let not_exec = dir.path().join("plain");
+        std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+        let e = Hook::new(&not_exec, 5).freeze().unwrap_err();
+        assert_eq!(e.code(), libc::EACCES);
+    }
+
+    #[test]
+    fn a_failure_says_how_with_the_end_of_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let noisy = script(
+            dir.path(),
+            "noisy",
+            "i=0; while [ $i -lt 300 ]; do echo \"line $i of noise\"; i=$((i+1)); done\necho 'last words' >&2\nexit 5\n",
+        );
+        let e = Hook::new(&noisy, 5).freeze().unwrap_err();
+        let msg = e.message();
+        assert_eq!(e.code(), libc::ECANCELED);
+        assert!(msg.contains("freeze failed (exit status 5): "), "{msg}");
+        assert!(msg.ends_with("line 299 of noise\nlast words"), "{msg}");
+        assert!(msg.len() < TAIL + 200, "the whole output in the message: {}", msg.len());
+        let killed = script(dir.path(), "killed", "kill -9 $$\n");
+        let msg = Hook::new(&killed, 5).freeze().unwrap_err().message();
+        assert!(msg.contains("(killed by signal 9)"), "{msg}");
+    }
+
+    #[test]
+    fn past_the_timeout_the_group_is_killed_and_the_freeze_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!(
+            "sleep 30 &\necho $! > '{}/child'\nwait\n",
+            dir.path().display()
+        );
+        let hook = Arc::new(Hook::new(&script(dir.path(), "slow", &body), 1));
+        let t = Instant::now();
+        hook.freeze().unwrap();
+        assert!(t.elapsed() >= Duration::from_secs(1) && t.elapsed() < Duration::from_secs(8));
+        let child = std::fs::read_to_string(dir.path().join("child")).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.trim()));
+        // Gone, or a zombie its new parent has not reaped yet.
+        assert!(stat.map_or(true, |s| s.contains(") Z ")), "the hook's child still runs");
+        // The thaw it owes is bounded the same way.
+        let t = Instant::now();
+        hook.thaw(true);
+        assert!(t.elapsed() < Duration::from_secs(8));
+    }
+}

@@ -10,8 +10,18 @@ use clap::Parser;
 
 use phoenix_e2e::loopfs::LoopFs;
 
+use phoenix_proto::qga::Empty;
+use phoenix_proto::types::freeze::cmd::{FsFreeze, FsUnfreeze, GetFreezeStatus};
+use phoenix_proto::types::freeze::qga::cmd::{
+    GuestFsfreezeFreezeList, GuestFsfreezeStatus, GuestFsfreezeThaw,
+};
+use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
+use phoenix_proto::types::freeze::FsFreezeArgs;
+use phoenix_proto::NoArgs;
+
 use super::{marker, Freeze, Freezer};
 use crate::agent::Agent;
+use crate::command::{Command, Outcome};
 use crate::config::Cli;
 
 fn agent(state: &Path, timeout: &str) -> Arc<Agent> {
@@ -104,5 +114,33 @@ fn a_thaw_never_waits_for_a_stuck_operation() {
     }
     // Once the operation gives way, a thaw settles the state.
     freezer(&agent).thaw("test", None).unwrap();
+    assert_thawed(&agent, &fs, state.path());
+}
+
+fn value(out: Outcome) -> serde_json::Value {
+    let v = out.unwrap_or_else(|e| panic!("{}", e.message()));
+    serde_json::from_str(&v.to_json()).unwrap()
+}
+
+#[test]
+fn both_dialects_share_one_freezer() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "0");
+    let phoenix_args = FsFreezeArgs {
+        mountpoints: Some(vec![fs.path().to_string()]),
+    };
+    assert_eq!(value(FsFreeze::run(&agent, phoenix_args)), true);
+    assert_eq!(value(GuestFsfreezeStatus::run(&agent, Empty {})), "frozen");
+    assert_eq!(value(GuestFsfreezeThaw::run(&agent, Empty {})), 1);
+    assert_eq!(value(GetFreezeStatus::run(&agent, NoArgs {})), false);
+    assert!(!fs.is_frozen());
+    let qga_args = GuestFsfreezeFreezeListArgs {
+        mountpoints: Some(vec![fs.path().to_string()]),
+    };
+    assert_eq!(value(GuestFsfreezeFreezeList::run(&agent, qga_args)), 1);
+    assert_eq!(value(GetFreezeStatus::run(&agent, NoArgs {})), true);
+    assert_eq!(value(FsUnfreeze::run(&agent, NoArgs {})), true);
+    assert_eq!(value(GuestFsfreezeStatus::run(&agent, Empty {})), "thawed");
     assert_thawed(&agent, &fs, state.path());
 }
