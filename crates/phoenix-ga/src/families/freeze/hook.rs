@@ -496,7 +496,7 @@ impl<'a> Output<'a> {
     /// Waits up to `step` for output or for `exited` to become readable; reads what
     /// came.
     fn poll(&mut self, exited: Option<&OwnedFd>, step: Duration) {
-        let timeout = PollTimeout::try_from(step.as_millis().min(60_000).max(1))
+        let timeout = PollTimeout::try_from(step.as_millis().clamp(1, 60_000))
             .unwrap_or(PollTimeout::MAX);
         let mut fds = Vec::with_capacity(2);
         if let Some(p) = &self.pipe {
