@@ -21,11 +21,7 @@ fn every_command_is_documented() {
     let qga = Launch::new(AGENT).start(&["--dialect", "qga"]);
     let info = qga_ok(&mut qga.raw(), "guest-info", Value::Null);
     let listed = info["supported_commands"].as_array().unwrap();
-    names.extend(
-        listed
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_string()),
-    );
+    names.extend(listed.iter().map(|c| c["name"].as_str().unwrap().to_string()));
     assert!(names.iter().any(|n| n == "guest-info"), "{names:?}");
     let missing: Vec<_> = names
         .iter()

@@ -173,11 +173,7 @@ fn merge(a: Value, b: Value) -> Value {
         // "int" and "number" in one array: a number.
         (a, b) if a == b => a,
         (a, b) if a == "int" && b == "number" || a == "number" && b == "int" => json!("number"),
-        (a, b) => json!(format!(
-            "{}|{}",
-            a.as_str().unwrap_or("?"),
-            b.as_str().unwrap_or("?")
-        )),
+        (a, b) => json!(format!("{}|{}", a.as_str().unwrap_or("?"), b.as_str().unwrap_or("?"))),
     }
 }
 
