@@ -6,6 +6,7 @@ mod helpers;
 mod metadata;
 mod open;
 mod pipeline;
+mod qga;
 mod transfer;
 
 /// The agent binary under test.

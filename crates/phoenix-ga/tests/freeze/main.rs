@@ -16,6 +16,7 @@ mod freeze_thaw;
 mod helpers;
 mod marker;
 mod own_files;
+mod qga;
 mod refusals;
 
 /// The agent binary under test.

@@ -1,5 +1,5 @@
-//! File contents: open, read, write, close, MD5. Typed operations on the family's
-//! handle table, shared by every dialect's adapters.
+//! File contents: open, read, write, seek, flush, close, MD5. Typed operations on the
+//! family's handle table, shared by every dialect's adapters.
 //!
 //! Transfers are built for speed without holding memory: a chunk is read into a
 //! transfer buffer that the reply encodes piece by piece on its way out, and a
@@ -42,6 +42,29 @@ pub enum OpenMode {
         /// Replace a running executable.
         force: bool,
     },
+    /// As fopen(3) opens a file for a stream (qemu-ga's `guest-file-open`), and
+    /// non-blocking: a read or write of a FIFO or device never waits (a FIFO with no
+    /// writer reads as end of file), and a terminal never becomes the agent's. A file it
+    /// creates gets exactly `perm`; an existing one keeps its permissions. A directory
+    /// is refused.
+    Stream(Access),
+}
+
+/// The access of an [`OpenMode::Stream`]: what fopen's `r`, `w`, `a` and `+` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Reads allowed.
+    pub read: bool,
+    /// Writes allowed.
+    pub write: bool,
+    /// Every write goes to the end of the file (implies `write`).
+    pub append: bool,
+    /// Created when missing, with exactly `perm`.
+    pub create: bool,
+    /// Emptied when it exists.
+    pub truncate: bool,
+    /// Permissions of a file this creates.
+    pub perm: u32,
 }
 
 /// What a read that reaches the end of the file does with the handle.
@@ -49,6 +72,19 @@ pub enum OpenMode {
 pub enum AtEof {
     /// Closes it (the Phoenix protocol).
     Close,
+    /// Nothing: the host closes it (qemu-ga's protocol).
+    Keep,
+}
+
+/// Where [`Files::seek`] counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whence {
+    /// The start of the file.
+    Set,
+    /// The current position.
+    Cur,
+    /// The end of the file.
+    End,
 }
 
 /// What happens after a write.
@@ -79,8 +115,11 @@ impl Files {
             OpenMode::Read => open_read(&path)?,
             OpenMode::Write { perm, force } => {
                 check_perm(perm)?;
-                (open_write(&path, perm, force)?, true)
+                let mut options = OpenOptions::new();
+                options.write(true);
+                (open_create(&path, &options, true, perm, force)?, true)
             }
+            OpenMode::Stream(access) => open_stream(&path, access)?,
         };
         Ok(slot.fill(path, file, regular))
     }
@@ -158,22 +197,48 @@ impl Files {
         Some(Ok(Chunk { data: buf, eof }))
     }
 
-    /// Writes all of `data` to handle `id`, then does what `then` says.
-    pub fn write(&self, id: u64, data: &[u8], then: AfterWrite) -> Result<(), Error> {
+    /// Writes `data` to handle `id`, then does what `then` says; the bytes written.
+    /// That is all of `data`, except on a non-blocking file ([`OpenMode::Stream`]: a
+    /// FIFO or device) that takes no more: then what it took, or EAGAIN when it took
+    /// nothing.
+    pub fn write(&self, id: u64, data: &[u8], then: AfterWrite) -> Result<usize, Error> {
         let handle = self.handles.get(id)?;
         let mut open = handle.lock()?;
         let path = handle.path().display();
-        let written = open
-            .file()
-            .write_all(data)
-            .context(|| format!("write {path}"));
+        let written = write_some(open.file(), data).context(|| format!("write {path}"));
         if then == AfterWrite::Continue {
             return written;
         }
-        let synced =
-            written.and_then(|()| open.file().sync_all().context(|| format!("fsync {path}")));
+        let synced = written.and_then(|n| {
+            open.file()
+                .sync_all()
+                .context(|| format!("fsync {path}"))
+                .map(|()| n)
+        });
         let closed = open.close(&self.handles);
-        synced.and(closed)
+        synced.and_then(|n| closed.map(|()| n))
+    }
+
+    /// Moves the position of handle `id` by `offset` from `whence`; the new position.
+    /// A position before the start is EINVAL, a FIFO or terminal ESPIPE (lseek's own
+    /// errors).
+    pub fn seek(&self, id: u64, offset: i64, whence: Whence) -> Result<u64, Error> {
+        let handle = self.handles.get(id)?;
+        let mut open = handle.lock()?;
+        let whence = match whence {
+            Whence::Set => nix::unistd::Whence::SeekSet,
+            Whence::Cur => nix::unistd::Whence::SeekCur,
+            Whence::End => nix::unistd::Whence::SeekEnd,
+        };
+        let ctx = || format!("seek {}", handle.path().display());
+        let at = nix::unistd::lseek(open.file().as_raw_fd(), offset, whence).context(ctx)?;
+        u64::try_from(at).map_err(|_| Error::os(ctx(), io::Error::from_raw_os_error(libc::EOVERFLOW)))
+    }
+
+    /// Succeeds once handle `id` is open and no request is using it: writes go
+    /// straight to the kernel (no buffer in the agent), so there is nothing to flush.
+    pub fn flush(&self, id: u64) -> Result<(), Error> {
+        self.handles.get(id)?.lock().map(drop)
     }
 
     /// Closes handle `id` at once, even while a read of it is stuck (a FIFO with no
@@ -210,26 +275,28 @@ fn open_read(path: &Path) -> Result<(File, bool), Error> {
     Ok((file, kind.is_file()))
 }
 
-/// Opens for writing: creates the file with exactly `perm` (the umask does not apply),
-/// or truncates an existing one, whose permissions stay as they are. With `force`, a
-/// running executable (ETXTBSY) is unlinked and created anew: the running program
-/// keeps its old inode.
-fn open_write(path: &Path, perm: u32, force: bool) -> Result<File, Error> {
+/// Opens with `options` (the access and flags), creating the file with exactly `perm`
+/// (the umask does not apply) when it is missing; an existing file keeps its
+/// permissions and is emptied when `truncate` says so. With `force`, a running
+/// executable (ETXTBSY) is unlinked and created anew: the running program keeps its
+/// old inode.
+fn open_create(
+    path: &Path,
+    options: &OpenOptions,
+    truncate: bool,
+    perm: u32,
+    force: bool,
+) -> Result<File, Error> {
     let ctx = || format!("open {}", path.display());
     let mut unlinked = false;
     loop {
         // O_EXCL tells a file we create (whose mode we then set) from an existing one.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(perm)
-            .open(path)
-        {
+        match options.clone().create_new(true).mode(perm).open(path) {
             Ok(file) => return set_exact_perm(file, path, perm),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::os(ctx(), e)),
         }
-        match OpenOptions::new().write(true).truncate(true).open(path) {
+        match options.clone().truncate(truncate).open(path) {
             Ok(file) => return Ok(file),
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && force && !unlinked => {
                 fs::remove_file(path).context(|| format!("unlink {}", path.display()))?;
@@ -238,10 +305,10 @@ fn open_write(path: &Path, perm: u32, force: bool) -> Result<File, Error> {
             // A dangling symlink (O_EXCL does not follow it) or a file removed in the
             // meantime: create through the link, as a plain O_CREAT would.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let file = OpenOptions::new()
-                    .write(true)
+                let file = options
+                    .clone()
                     .create(true)
-                    .truncate(true)
+                    .truncate(truncate)
                     .mode(perm)
                     .open(path)
                     .context(ctx)?;
@@ -250,6 +317,28 @@ fn open_write(path: &Path, perm: u32, force: bool) -> Result<File, Error> {
             Err(e) => return Err(Error::os(ctx(), e)),
         }
     }
+}
+
+/// Opens as [`OpenMode::Stream`] says; the file and whether it is a regular one.
+fn open_stream(path: &Path, access: Access) -> Result<(File, bool), Error> {
+    let ctx = || format!("open {}", path.display());
+    let mut options = OpenOptions::new();
+    options
+        .read(access.read)
+        .write(access.write || access.append)
+        .append(access.append)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
+    let file = if access.create {
+        check_perm(access.perm)?;
+        open_create(path, &options, access.truncate, access.perm, false)?
+    } else {
+        options.truncate(access.truncate).open(path).context(ctx)?
+    };
+    let kind = file.metadata().context(ctx)?.file_type();
+    if kind.is_dir() {
+        return Err(Error::os(ctx(), io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    Ok((file, kind.is_file()))
 }
 
 fn set_exact_perm(file: File, path: &Path, perm: u32) -> Result<File, Error> {
@@ -286,10 +375,30 @@ fn fill(mut file: &File, buf: &mut [u8], regular: bool) -> io::Result<(usize, bo
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A non-blocking FIFO or device with nothing to read now.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !regular => {
+                return Ok((got, false))
+            }
             Err(e) => return Err(e),
         }
     }
     Ok((got, false))
+}
+
+/// Writes `data` until it is all written, or until a non-blocking file takes no more
+/// after taking some; the bytes written.
+fn write_some(mut file: &File, data: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match file.write(&data[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && done > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn md5_file(path: &Path) -> Result<[u8; 16], Error> {

@@ -1,6 +1,7 @@
 //! Files and directories: the table of open handles and the operations on files
-//! ([`io`]: open, read, write, close, MD5; [`meta`]: stat, chown, chmod, rename, mkdir,
-//! list), and the Phoenix commands over them ([`phoenix`]).
+//! ([`io`]: open, read, write, seek, flush, close, MD5; [`meta`]: stat, chown, chmod,
+//! rename, mkdir, list), and the commands over them: the Phoenix dialect's
+//! ([`phoenix`]) and qemu-ga's ([`qga`]), on one handle table.
 //!
 //! Errors carry the errno of the failing call and name the path.
 
@@ -9,8 +10,10 @@ mod handles;
 pub mod io;
 mod meta;
 mod phoenix;
+mod qga;
 
 use phoenix_proto::types::files::cmd;
+use phoenix_proto::types::files::qga::cmd as qga_cmd;
 
 use super::{Family, Setup};
 use crate::command::{entry, Entry};
@@ -39,7 +42,7 @@ impl Family for Files {
     }
 
     fn commands(&self) -> &'static [Entry] {
-        static COMMANDS: [Entry; 11] = [
+        static COMMANDS: [Entry; 17] = [
             entry::<cmd::FileOpen>(),
             entry::<cmd::FileRead>(),
             entry::<cmd::FileWrite>(),
@@ -51,6 +54,12 @@ impl Family for Files {
             entry::<cmd::DirectoryCreate>(),
             entry::<cmd::DirectoryList>(),
             entry::<cmd::FileRename>(),
+            entry::<qga_cmd::GuestFileOpen>(),
+            entry::<qga_cmd::GuestFileClose>(),
+            entry::<qga_cmd::GuestFileRead>(),
+            entry::<qga_cmd::GuestFileWrite>(),
+            entry::<qga_cmd::GuestFileSeek>(),
+            entry::<qga_cmd::GuestFileFlush>(),
         ];
         &COMMANDS
     }

@@ -16,6 +16,7 @@ use phoenix_proto::types::files::cmd::{
     FileRename, FileStat, FileWrite, GetFileMd5sum,
 };
 use phoenix_proto::types::files::{self as wire, Stat, Timespec, MAX_READ_COUNT};
+use nix::errno::Errno;
 use serde_json::value::RawValue;
 
 use super::io::{check_perm, AfterWrite, AtEof, Chunk, OpenMode};
@@ -119,7 +120,14 @@ impl Command for FileWrite {
             true => AfterWrite::SyncAndClose,
             false => AfterWrite::Continue,
         };
-        files.write(a.handle_id, &data, then)?;
+        let written = files.write(a.handle_id, &data, then)?;
+        if written < data.len() {
+            // Only a non-blocking file (a FIFO opened by guest-file-open) takes less.
+            return Err(Error::errno(
+                Errno::EAGAIN,
+                format!("write: {written} of {} bytes taken", data.len()),
+            ));
+        }
         reply::<Self>(&true)
     }
 

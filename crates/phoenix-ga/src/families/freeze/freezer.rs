@@ -16,6 +16,10 @@
 //!   lower one first can leave the upper one's FIFREEZE or FITHAW blocked for good.
 //!   Targets therefore come last-mounted first (see `mounts`), and thaw in reverse.
 //!
+//! The fsfreeze hook ([`Hook`], `-F`) runs before the first FIFREEZE, still under the
+//! operation lock and with the gate open, and its thaw counterpart after the gate
+//! opens again, whichever way out the freeze took.
+//!
 //! Ways out, so a guest is never left frozen: `fs-unfreeze`; the auto-thaw timer
 //! (`--freeze-timeout`); the exit path (SIGTERM, SIGINT, agent-shutdown: the family's
 //! exit hook thaws before anything else); the panic hook; a failed freeze rolls itself back
@@ -35,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::ioctl::{fifreeze, open_dir, thaw_list, Frozen};
+use super::hook::Hook;
+use super::ioctl::{fifreeze, open_dir, thaw_list, Frozen, Thawed};
 use super::marker;
 use crate::error::{Context, Error};
 use crate::gate::Gate;
@@ -76,6 +81,7 @@ pub struct Freezer {
     marker: PathBuf,
     timeout: Option<Duration>,
     gate: Arc<Gate>,
+    hook: Option<Arc<Hook>>,
 }
 
 /// Rolls a freeze back unless it was committed: on an error return and on a panic.
@@ -95,20 +101,21 @@ impl Drop for Txn<'_> {
             std::mem::take(&mut st.frozen)
         };
         let n = list.len();
-        let (left, err) = thaw_list(list);
-        if let Some(e) = &err {
+        let done = thaw_list(list);
+        if let Some(e) = &done.error {
             tracing::error!(error = %e.message(), "fs-freeze rollback could not thaw everything");
         } else if n > 0 {
             tracing::info!(filesystems = n, "fs-freeze rolled back");
         }
-        self.freezer.settle(left);
+        self.freezer.settle(done.left);
     }
 }
 
 impl Freezer {
     /// A freezer keeping its marker in `state_dir`, thawing by itself after
-    /// `timeout_secs` (0: never), closing `gate` while anything is (being) frozen.
-    pub fn new(state_dir: &Path, timeout_secs: u64, gate: Arc<Gate>) -> Self {
+    /// `timeout_secs` (0: never), closing `gate` while anything is (being) frozen, and
+    /// running `hook` around each freeze.
+    pub fn new(state_dir: &Path, timeout_secs: u64, gate: Arc<Gate>, hook: Option<Hook>) -> Self {
         Self {
             op: Mutex::new(()),
             state: Mutex::new(State::default()),
@@ -116,7 +123,13 @@ impl Freezer {
             marker: state_dir.join(marker::NAME),
             timeout: (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs)),
             gate,
+            hook: hook.map(Arc::new),
         }
+    }
+
+    /// The fsfreeze hook, if one is configured.
+    pub fn hook(&self) -> Option<&Arc<Hook>> {
+        self.hook.as_ref()
     }
 
     /// When a freeze starting now thaws by itself (`None`: never, also for a timeout
@@ -153,6 +166,10 @@ impl Freezer {
     /// every failure is an error; otherwise EOPNOTSUPP and EBUSY from one filesystem
     /// are skipped (docs/commands/freeze.md). On an error everything frozen by this call is
     /// thawed again before the reply. Returns how many filesystems were frozen.
+    ///
+    /// The fsfreeze hook, when there is one and something to freeze, runs first: if it
+    /// fails, nothing is frozen. Its thaw counterpart runs once this freeze is undone
+    /// (by a thaw, or by the rollback of an error).
     pub fn freeze(&self, targets: &[PathBuf], strict: bool) -> Result<usize, Error> {
         let _op = lock(&self.op);
         {
@@ -175,22 +192,24 @@ impl Freezer {
             st.deadline = self.deadline();
         }
         self.wake.notify_all();
-        if let Err(e) = marker::write(&self.marker, targets) {
-            let mut st = lock(&self.state);
-            st.freezing = false;
-            st.deadline = None;
-            drop(st);
-            return Err(Error::os(
-                format!("fs-freeze: write marker {}", self.marker.display()),
-                e,
-            ));
-        }
-        // Close the gate and hold the log before the first filesystem stops.
-        self.gate.close();
+        // From here on, any return but the commit undoes the freeze (and runs the thaw
+        // hook if the freeze hook ran).
         let mut txn = Txn {
             freezer: self,
             committed: false,
         };
+        if let Some(hook) = self.hook.as_ref().filter(|_| !targets.is_empty()) {
+            hook.freeze()?;
+            self.check_cancel()?;
+        }
+        marker::write(&self.marker, targets).map_err(|e| {
+            Error::os(
+                format!("fs-freeze: write marker {}", self.marker.display()),
+                e,
+            )
+        })?;
+        // Close the gate and hold the log before the first filesystem stops.
+        self.gate.close();
         let mut devices = HashSet::new();
         for mp in targets {
             self.check_cancel()?;
@@ -240,19 +259,20 @@ impl Freezer {
 
     /// Thaws everything frozen, in reverse order of freezing; a freeze in progress is
     /// cancelled (and rolls itself back). With `generation`, thaws only if that freeze
-    /// is still the current one (the timer's call). Returns whether anything was
-    /// frozen. What fails to thaw stays recorded (and frozen: the gate stays closed),
-    /// and the auto-thaw tries again later.
+    /// is still the current one (the timer's call). Returns how many filesystems this
+    /// call thawed (those thawed meanwhile by someone else are not counted). What fails
+    /// to thaw stays recorded (and frozen: the gate stays closed), and the auto-thaw
+    /// tries again later.
     ///
     /// Never waits long: if a freeze in progress does not give way within
     /// [`THAW_WAIT`] (its FIFREEZE is stuck), what it froze so far is thawed through
     /// the recorded descriptors, which unblocks it; it then sees the cancel and rolls
     /// back the rest.
-    pub fn thaw(&self, reason: &str, generation: Option<u64>) -> Result<bool, Error> {
+    pub fn thaw(&self, reason: &str, generation: Option<u64>) -> Result<usize, Error> {
         {
             let mut st = lock(&self.state);
             if generation.is_some_and(|g| g != st.generation) {
-                return Ok(false);
+                return Ok(0);
             }
             if st.freezing {
                 st.cancel = true;
@@ -260,68 +280,75 @@ impl Freezer {
         }
         match lock_within(&self.op, THAW_WAIT) {
             Some(_op) => self.thaw_locked(reason, generation),
-            None => {
-                self.force_thaw(reason);
-                Ok(true)
-            }
+            None => Ok(self.force_thaw(reason)),
         }
     }
 
-    /// Thaws what is recorded without the `op` lock, which a stuck freeze holds;
-    /// that freeze, cancelled, settles the state when it unblocks. What does not thaw
-    /// stays recorded.
-    fn force_thaw(&self, reason: &str) {
+    /// Thaws what is recorded without the `op` lock, which a stuck freeze (or its
+    /// fsfreeze hook) holds; that freeze, cancelled, settles the state when it
+    /// unblocks. What does not thaw stays recorded. Returns how many were thawed.
+    fn force_thaw(&self, reason: &str) -> usize {
         let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) else {
-            return;
+            return 0;
         };
         let list = std::mem::take(&mut st.frozen);
         drop(st);
         tracing::warn!(
             filesystems = list.len(),
             reason,
-            "a freeze is stuck: thawing under it"
+            "a freeze is in progress: thawing under it"
         );
-        let (mut left, err) = thaw_list(list);
-        if let Some(e) = err {
+        let Thawed {
+            count,
+            mut left,
+            error,
+        } = thaw_list(list);
+        if let Some(e) = error {
             tracing::error!(error = %e.message(), still_frozen = left.len(), "forced thaw incomplete");
         }
         if let Some(mut st) = lock_within(&self.state, EMERGENCY_WAIT) {
             left.append(&mut st.frozen);
             st.frozen = left;
         }
+        count
     }
 
     /// [`Freezer::thaw`] with `op` held.
-    fn thaw_locked(&self, reason: &str, generation: Option<u64>) -> Result<bool, Error> {
+    fn thaw_locked(&self, reason: &str, generation: Option<u64>) -> Result<usize, Error> {
         let list = {
             let mut st = lock(&self.state);
             if !st.status || generation.is_some_and(|g| g != st.generation) {
-                return Ok(false);
+                return Ok(0);
             }
             std::mem::take(&mut st.frozen)
         };
-        let n = list.len();
-        let (left, err) = thaw_list(list);
-        self.settle(left);
-        match err {
+        let done = thaw_list(list);
+        self.settle(done.left);
+        match done.error {
             Some(e) => Err(e),
             None => {
-                tracing::info!(filesystems = n, reason, "thawed");
-                Ok(true)
+                tracing::info!(filesystems = done.count, reason, "thawed");
+                Ok(done.count)
             }
         }
     }
 
-    /// Records the outcome of a thaw: all done (not frozen, marker gone, gate open), or
-    /// `left` still frozen (reported frozen, auto-thaw re-armed).
+    /// Records the outcome of a thaw: all done (not frozen, marker gone, gate open,
+    /// then the thaw hook), or `left` still frozen (reported frozen, auto-thaw
+    /// re-armed; the thaw hook waits: it could hang on what is still frozen).
     fn settle(&self, left: Vec<Frozen>) {
         let mut st = lock(&self.state);
         if left.is_empty() {
             st.status = false;
             st.deadline = None;
+            let exiting = st.exiting;
             drop(st);
             marker::remove(&self.marker);
             self.gate.open();
+            if let Some(hook) = &self.hook {
+                // On the way out, in place: the process is about to end.
+                hook.thaw(exiting);
+            }
         } else {
             st.frozen = left;
             st.status = true;
@@ -356,7 +383,9 @@ impl Freezer {
                     tracing::error!(error = %e.message(), "emergency thaw incomplete");
                 }
             }
-            None => self.force_thaw(why),
+            None => {
+                self.force_thaw(why);
+            }
         }
     }
 
@@ -377,6 +406,11 @@ impl Freezer {
             marker = %self.marker.display(),
             "a previous agent left filesystems frozen; reporting frozen until fs-unfreeze"
         );
+        if let Some(hook) = &self.hook {
+            // Its freeze hook most likely ran: the thaw that ends this freeze runs the
+            // thaw hook.
+            hook.owe_thaw();
+        }
         self.gate.close();
         {
             let mut st = lock(&self.state);

@@ -62,23 +62,38 @@ pub struct Frozen {
     pub dir: Option<File>,
 }
 
-/// Thaws in reverse order; returns what stayed frozen (in freeze order) and the first
-/// error.
-pub fn thaw_list(list: Vec<Frozen>) -> (Vec<Frozen>, Option<Error>) {
-    let mut left = Vec::new();
-    let mut first = None;
-    for f in list.into_iter().rev() {
-        if let Err(e) = thaw_one(&f) {
-            tracing::error!(error = %e.message(), "thaw failed");
-            first.get_or_insert(e);
-            left.push(f);
-        }
-    }
-    left.reverse();
-    (left, first)
+/// What [`thaw_list`] did.
+#[derive(Debug, Default)]
+pub struct Thawed {
+    /// How many FITHAWs succeeded (a filesystem already thawed or gone is not counted).
+    pub count: usize,
+    /// What stayed frozen, in freeze order.
+    pub left: Vec<Frozen>,
+    /// The first error.
+    pub error: Option<Error>,
 }
 
-fn thaw_one(f: &Frozen) -> Result<(), Error> {
+/// Thaws in reverse order.
+pub fn thaw_list(list: Vec<Frozen>) -> Thawed {
+    let mut done = Thawed::default();
+    for f in list.into_iter().rev() {
+        match thaw_one(&f) {
+            Ok(true) => done.count += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e.message(), "thaw failed");
+                done.error.get_or_insert(e);
+                done.left.push(f);
+            }
+        }
+    }
+    done.left.reverse();
+    done
+}
+
+/// Thaws one filesystem; whether this FITHAW thawed it (false: it was not frozen, or
+/// its mount point is gone).
+fn thaw_one(f: &Frozen) -> Result<bool, Error> {
     let opened;
     let dir = match &f.dir {
         Some(d) => d,
@@ -94,14 +109,15 @@ fn thaw_one(f: &Frozen) -> Result<(), Error> {
                 ) =>
             {
                 tracing::warn!(mountpoint = %f.mountpoint.display(), "gone; nothing to thaw");
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(Error::os(format!("thaw {}", f.mountpoint.display()), e)),
         },
     };
     match fithaw(dir) {
+        Ok(()) => Ok(true),
         // EINVAL: not frozen (thawed by someone else, or never frozen): the goal holds.
-        Ok(()) | Err(Errno::EINVAL) => Ok(()),
+        Err(Errno::EINVAL) => Ok(false),
         Err(e) => Err(e).context(|| format!("thaw {}", f.mountpoint.display())),
     }
 }

@@ -97,11 +97,23 @@ fn skipped_device(source: &str, resolved: &str) -> bool {
             .any(|s| s.starts_with("/dev/loop") || s.starts_with("/dev/dm-"))
 }
 
-/// The default selection of `fs-freeze` (docs/commands/freeze.md): every mount whose source is a
-/// path, except network filesystems, loop and device-mapper sources, once per source
-/// device (the first mount of a device wins: bind mounts and btrfs subvolumes share
-/// one superblock, which takes one freeze). In freeze order (see [`freeze_order`]).
+/// The default selection of `fs-freeze` (docs/commands/freeze.md): every mount whose
+/// source is a path, except network filesystems, loop and device-mapper sources, once
+/// per source device (the first mount of a device wins: bind mounts and btrfs
+/// subvolumes share one superblock, which takes one freeze). In freeze order (see
+/// [`freeze_order`]).
 pub fn select_all(mounts: &[Mount], resolve: impl Fn(&str) -> String) -> Vec<PathBuf> {
+    select(mounts, resolve, false)
+}
+
+/// The default selection of `guest-fsfreeze-freeze`: as [`select_all`], but loop and
+/// device-mapper sources are frozen too, as qemu-ga freezes them (LVM and dm-crypt
+/// filesystems, loop-mounted images: an image before the filesystem holding it).
+pub fn select_all_qga(mounts: &[Mount], resolve: impl Fn(&str) -> String) -> Vec<PathBuf> {
+    select(mounts, resolve, true)
+}
+
+fn select(mounts: &[Mount], resolve: impl Fn(&str) -> String, loop_and_dm: bool) -> Vec<PathBuf> {
     let mut seen = HashSet::new();
     let picked = mounts
         .iter()
@@ -109,7 +121,8 @@ pub fn select_all(mounts: &[Mount], resolve: impl Fn(&str) -> String) -> Vec<Pat
         .filter(|m| !NETWORK_FSTYPES.contains(&m.fstype.as_str()))
         .filter_map(|m| {
             let resolved = resolve(&m.source);
-            if skipped_device(&m.source, &resolved) || !seen.insert(resolved) {
+            if (!loop_and_dm && skipped_device(&m.source, &resolved)) || !seen.insert(resolved)
+            {
                 return None;
             }
             Some(m.mountpoint.clone())
@@ -234,9 +247,29 @@ overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0
     }
 
     #[test]
+    fn qemu_ga_selection_takes_loop_and_device_mapper_too() {
+        let got = select_all_qga(&parse(FIXTURE.as_bytes()), links());
+        // Still once per device (/srv/bind, /home2), never network or pseudo
+        // filesystems; the loop image is frozen before / which may hold it.
+        assert_eq!(
+            got,
+            paths(&[
+                "/mnt/with space",
+                "/snap/core/1",
+                "/data2",
+                "/data",
+                "/boot",
+                "/home",
+                "/"
+            ])
+        );
+    }
+
+    #[test]
     fn mapper_sources_are_skipped_even_when_they_do_not_resolve() {
         let m = parse(b"/dev/mapper/gone /x ext4 rw 0 0\n/dev/loop7p1 /y ext4 rw 0 0\n");
         assert!(select_all(&m, |s| s.to_string()).is_empty());
+        assert_eq!(select_all_qga(&m, |s| s.to_string()).len(), 2);
     }
 
     #[test]

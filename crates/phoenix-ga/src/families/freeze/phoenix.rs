@@ -28,7 +28,7 @@ impl Command for FsFreeze {
             return Err(freezer::already_frozen());
         }
         let selection = match a.mountpoints {
-            None => Selection::All,
+            None => Selection::All { loop_and_dm: false },
             Some(list) => Selection::Named(list.into_iter().map(PathBuf::from).collect()),
         };
         freeze.freeze(selection)?;

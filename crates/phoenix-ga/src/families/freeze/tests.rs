@@ -10,8 +10,18 @@ use clap::Parser;
 
 use phoenix_e2e::loopfs::LoopFs;
 
+use phoenix_proto::qga::Empty;
+use phoenix_proto::types::freeze::cmd::{FsFreeze, FsUnfreeze, GetFreezeStatus};
+use phoenix_proto::types::freeze::qga::cmd::{
+    GuestFsfreezeFreezeList, GuestFsfreezeStatus, GuestFsfreezeThaw,
+};
+use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
+use phoenix_proto::types::freeze::FsFreezeArgs;
+use phoenix_proto::NoArgs;
+
 use super::{marker, Freeze, Freezer};
 use crate::agent::Agent;
+use crate::command::{Command, Outcome};
 use crate::config::Cli;
 
 fn agent(state: &Path, timeout: &str) -> Arc<Agent> {
@@ -79,15 +89,15 @@ fn the_timer_never_thaws_a_later_freeze() {
     let agent = agent(state.path(), &u64::MAX.to_string());
     freeze(&agent, &fs);
     let first = freezer(&agent).generation();
-    assert!(freezer(&agent).thaw("test", None).unwrap());
+    assert_eq!(freezer(&agent).thaw("test", None).unwrap(), 1);
     freeze(&agent, &fs);
-    assert!(!freezer(&agent).thaw("timer", Some(first)).unwrap());
+    assert_eq!(freezer(&agent).thaw("timer", Some(first)).unwrap(), 0);
     assert!(fs.is_frozen(), "the stale timer thawed a later freeze");
     let current = freezer(&agent).generation();
-    assert!(freezer(&agent).thaw("timer", Some(current)).unwrap());
+    assert_eq!(freezer(&agent).thaw("timer", Some(current)).unwrap(), 1);
     assert_thawed(&agent, &fs, state.path());
     // Thawing again: nothing frozen, not an error.
-    assert!(!freezer(&agent).thaw("test", None).unwrap());
+    assert_eq!(freezer(&agent).thaw("test", None).unwrap(), 0);
 }
 
 #[test]
@@ -99,10 +109,38 @@ fn a_thaw_never_waits_for_a_stuck_operation() {
     {
         let _stuck = freezer(&agent).hold_op();
         // fs-unfreeze (and the timer, and exit) thaw through the recorded descriptors.
-        assert!(freezer(&agent).thaw("test", None).unwrap());
+        assert_eq!(freezer(&agent).thaw("test", None).unwrap(), 1);
         assert!(!fs.is_frozen(), "not thawed under a stuck operation");
     }
     // Once the operation gives way, a thaw settles the state.
     freezer(&agent).thaw("test", None).unwrap();
+    assert_thawed(&agent, &fs, state.path());
+}
+
+fn value(out: Outcome) -> serde_json::Value {
+    let v = out.unwrap_or_else(|e| panic!("{}", e.message()));
+    serde_json::from_str(&v.to_json()).unwrap()
+}
+
+#[test]
+fn both_dialects_share_one_freezer() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "0");
+    let phoenix_args = FsFreezeArgs {
+        mountpoints: Some(vec![fs.path().to_string()]),
+    };
+    assert_eq!(value(FsFreeze::run(&agent, phoenix_args)), true);
+    assert_eq!(value(GuestFsfreezeStatus::run(&agent, Empty {})), "frozen");
+    assert_eq!(value(GuestFsfreezeThaw::run(&agent, Empty {})), 1);
+    assert_eq!(value(GetFreezeStatus::run(&agent, NoArgs {})), false);
+    assert!(!fs.is_frozen());
+    let qga_args = GuestFsfreezeFreezeListArgs {
+        mountpoints: Some(vec![fs.path().to_string()]),
+    };
+    assert_eq!(value(GuestFsfreezeFreezeList::run(&agent, qga_args)), 1);
+    assert_eq!(value(GetFreezeStatus::run(&agent, NoArgs {})), true);
+    assert_eq!(value(FsUnfreeze::run(&agent, NoArgs {})), true);
+    assert_eq!(value(GuestFsfreezeStatus::run(&agent, Empty {})), "thawed");
     assert_thawed(&agent, &fs, state.path());
 }

@@ -1,6 +1,6 @@
 //! Files and directories: `file-open`, `file-read`, `file-write`, `file-close`,
 //! `get-file-md5sum`, `file-chown`, `file-chmod`, `file-stat`, `directory-create`,
-//! `directory-list`.
+//! `directory-list`; and qemu-ga's `guest-file-*` commands ([`qga`]).
 //!
 //! Paths are JSON strings; a handle is the agent's own number (starting at 1), not an
 //! OS descriptor. Arguments default only where the command reference documents a
@@ -10,6 +10,8 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+pub mod qga;
 
 /// Bytes `file-read` returns per call when `count` is absent (the original's fixed size).
 pub const DEFAULT_READ_COUNT: u64 = 4096;

@@ -2,9 +2,12 @@
 //!
 //! The original's `fs-freeze` takes no arguments and freezes every local filesystem;
 //! `mountpoints` is our compatible extension (an old host never sends it). The other
-//! commands take no arguments; all four return a bool.
+//! commands take no arguments; all four return a bool. qemu-ga's `guest-fsfreeze-*`
+//! commands are in [`qga`].
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub mod qga;
 
 /// Arguments of `fs-freeze`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +24,9 @@ pub struct FsFreezeArgs {
 }
 
 /// Called only when the member is present: it must then be a list.
-fn present_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(crate) fn present_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
     Vec::<String>::deserialize(d).map(Some)
 }
 
