@@ -98,9 +98,10 @@ pub fn word(error: &Error) -> (&'static str, String) {
             class::COMMAND_NOT_FOUND,
             format!("Command {name} has been disabled: the command is not allowed"),
         ),
+        // qemu-ga 10 gives the frozen refusal the operator's wording too.
         Error::Frozen(name) => (
             class::COMMAND_NOT_FOUND,
-            format!("Command {name} has been disabled: the agent is in frozen state"),
+            format!("Command {name} has been disabled: the command is not allowed"),
         ),
         Error::BadRequest(desc) => (class::GENERIC, desc.clone()),
         Error::InvalidArguments(arg) => {
