@@ -113,6 +113,13 @@ pub enum ClientError {
         /// The guest destination.
         path: String,
     },
+    /// The agent's dialect has no command for this (a qemu-ga agent has no `file-stat`,
+    /// no `file-chmod`, no `get-file-md5sum`...).
+    #[error("{what} is not available in the qemu-ga dialect this agent speaks")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+    },
     /// A file is larger than the caller allows (`read_file`).
     #[error("{path}: larger than {limit} bytes")]
     TooLarge {

@@ -28,7 +28,7 @@ use phoenix_proto::types::files::{self as wire, FileStat};
 use serde::Serialize;
 
 use crate::api::files::OpenMode;
-use crate::{Client, ClientError};
+use crate::{Client, ClientError, Dialect};
 
 /// Bytes per request when the agent has the large-transfer extensions.
 pub const LARGE_CHUNK: usize = 4 << 20;
@@ -59,8 +59,11 @@ pub const READ_FILE_LIMIT: u64 = 64 << 20;
 pub struct Transfer {
     /// Bytes moved.
     pub bytes: u64,
-    /// MD5 of those bytes, lowercase hex, equal at both ends.
+    /// MD5 of those bytes, lowercase hex.
     pub md5: String,
+    /// Whether the agent's MD5 of the guest file was compared with it (and equal).
+    /// The qemu-ga dialect has no MD5 command: there the guest's end is not checked.
+    pub checked: bool,
 }
 
 /// Told how a transfer advances (a progress bar); the default does nothing.
@@ -140,15 +143,12 @@ impl Client {
     ) -> Result<Transfer, ClientError> {
         let (bytes, md5) = self.read_into(guest, out, progress, None, true)?;
         let md5 = md5.unwrap_or_default();
-        let theirs = self.file_md5sum(guest)?;
-        if theirs != md5 {
-            return Err(ClientError::Mismatch {
-                path: guest.display().to_string(),
-                local: md5,
-                guest: theirs,
-            });
-        }
-        Ok(Transfer { bytes, md5 })
+        let checked = self.check_md5(guest, &md5)?;
+        Ok(Transfer {
+            bytes,
+            md5,
+            checked,
+        })
     }
 
     /// Downloads a guest file to a local path. The bytes go to a hidden temporary
@@ -201,8 +201,37 @@ impl Client {
         Ok(entries)
     }
 
-    /// Opens, reads to the end (closing the handle on any failure) and returns the
-    /// byte count and, with `hash`, the MD5.
+    /// Compares `md5` with the agent's MD5 of the guest file; `false` when the agent
+    /// cannot tell (the qemu-ga dialect).
+    fn check_md5(&self, guest: &Path, md5: &str) -> Result<bool, ClientError> {
+        if self.dialect() == Dialect::Qga {
+            return Ok(false);
+        }
+        let theirs = self.file_md5sum(guest)?;
+        if theirs != md5 {
+            return Err(ClientError::Mismatch {
+                path: guest.display().to_string(),
+                local: md5.to_string(),
+                guest: theirs,
+            });
+        }
+        Ok(true)
+    }
+
+    /// The size of the regular file `guest`, open as `handle`, if the agent can tell.
+    fn size_of(&self, guest: &Path, handle: u64) -> Option<u64> {
+        match self.dialect() {
+            Dialect::Phoenix => self
+                .file_stat(guest)
+                .ok()
+                .filter(|s| s.stat.Mode & 0o170000 == 0o100000)
+                .map(|s| u64::try_from(s.stat.Size).unwrap_or(0)),
+            Dialect::Qga => self.guest_file_size(handle).ok(),
+        }
+    }
+
+    /// Opens, reads to the end (closing the handle on any failure, and in the qemu-ga
+    /// dialect at the end too) and returns the byte count and, with `hash`, the MD5.
     fn read_into(
         &self,
         guest: &Path,
@@ -214,11 +243,7 @@ impl Client {
         let count = self.read_count()?;
         let handle = self.file_open(guest, OpenMode::Read, None)?;
         let result = (|| {
-            let size = self
-                .file_stat(guest)
-                .ok()
-                .filter(|s| s.stat.Mode & 0o170000 == 0o100000)
-                .map(|s| u64::try_from(s.stat.Size).unwrap_or(0));
+            let size = self.size_of(guest, handle);
             if let (Some(size), Some(limit)) = (size, limit) {
                 if size > limit {
                     return Err(ClientError::TooLarge {
@@ -271,9 +296,14 @@ impl Client {
                 }
             }
         })();
-        if matches!(result, Err(ref e) if !matches!(e, ClientError::Closed)) {
+        match &result {
             // The handle is still open unless the agent answered eof.
-            let _ = self.file_close(handle);
+            Err(e) if !matches!(e, ClientError::Closed) => {
+                let _ = self.file_close(handle);
+            }
+            // qemu-ga's dialect leaves it open at end of file.
+            Ok(_) if self.dialect() == Dialect::Qga => self.file_close(handle)?,
+            _ => {}
         }
         result
     }
@@ -329,6 +359,7 @@ impl Client {
             guest.to_path_buf()
         };
         let handle = self.file_open(&target, OpenMode::Write, opts.perm)?;
+        let qga = self.dialect() == Dialect::Qga;
         let in_flight = if info.ordered_io() { window(chunk) } else { 1 };
         let mut buf = vec![0u8; chunk.max(1)];
         let mut md5 = Md5::new();
@@ -339,7 +370,10 @@ impl Client {
                 let n = fill(src, &mut buf).map_err(local(|| "read the data to upload".into()))?;
                 // The last request is an empty eof write: the original agent drops the
                 // data of an eof request; phoenix-rs syncs the file to disk before
-                // answering.
+                // answering. (The qemu-ga dialect has no eof: the handle is closed.)
+                if n == 0 && qga {
+                    break;
+                }
                 pending.push_back(self.send_file_write(handle, &buf[..n], n == 0)?);
                 if n == 0 {
                     break;
@@ -351,7 +385,11 @@ impl Client {
                     pending.pop_front().map_or(Ok(()), |w| w.wait())?;
                 }
             }
-            pending.drain(..).try_for_each(|w| w.wait())
+            pending.drain(..).try_for_each(|w| w.wait())?;
+            if qga {
+                self.file_close(handle)?;
+            }
+            Ok(())
         })();
         if let Err(e) = written {
             // Writes still in flight fail once the handle is closed, or land first;
@@ -361,21 +399,18 @@ impl Client {
             return Err(e);
         }
         let md5 = hex(&md5.finalize());
-        let theirs = self.file_md5sum(&target)?;
-        if theirs != md5 {
-            return Err(ClientError::Mismatch {
-                path: target.display().to_string(),
-                local: md5,
-                guest: theirs,
-            });
-        }
+        let checked = self.check_md5(&target, &md5)?;
         if atomic {
             self.true_call::<FileRename>(Some(&wire::FileRename {
                 src: target.clone(),
                 dst: guest.to_path_buf(),
             }))?;
         }
-        Ok(Transfer { bytes, md5 })
+        Ok(Transfer {
+            bytes,
+            md5,
+            checked,
+        })
     }
 }
 

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Talk to a Phoenix guest agent from the host.
+/// Talk to a guest agent from the host: phoenix-ga, the Phoenix agent, or qemu-ga.
 ///
 /// Connects to the host end of the guest's agent port (the QEMU chardev UNIX socket,
 /// e.g. `-chardev socket,id=ga0,path=/run/vm1-ga.sock,server=on,wait=off`), or to an
-/// agent's own unix-listen socket. Exit status: 0 on success, 1 when the agent (or
+/// agent's own unix-listen socket, and speaks the protocol the agent answers in (the
+/// Phoenix protocol, or QEMU's guest agent protocol, where the commands it has no
+/// command for are refused). Exit status: 0 on success, 1 when the agent (or
 /// the local side) reports an error, 2 on a usage error, 3 when the agent cannot be
 /// reached or does not answer in time.
 #[derive(Debug, Parser)]
@@ -33,8 +35,24 @@ pub struct Cli {
     /// Print replies as JSON, one line per command (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The protocol the agent speaks on this socket; by default found out on connect
+    /// (a `guest-sync-delimited` that qemu-ga's protocol answers and Phoenix's
+    /// refuses).
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub dialect: DialectArg,
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// `--dialect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    /// Find out on connect.
+    Auto,
+    /// The Phoenix guest agent's protocol.
+    Phoenix,
+    /// QEMU's guest agent protocol (qemu-ga, or phoenix-ga on qemu-ga's port).
+    Qga,
 }
 
 /// The commands.

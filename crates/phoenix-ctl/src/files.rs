@@ -147,6 +147,18 @@ pub fn md5sum(client: &Client, path: &str, json: bool) -> Result {
     Ok(())
 }
 
+/// `md5sum PATH` against an agent without an MD5 command (the qemu-ga dialect): the
+/// file is read through the agent and hashed here.
+pub fn md5sum_by_reading(client: &Client, path: &str, json: bool) -> Result {
+    let t = client.download_to(Path::new(path), &mut std::io::sink(), &mut ())?;
+    if json {
+        output::json(&serde_json::json!({"path": path, "md5": t.md5}))?;
+    } else {
+        println!("{}  {path}", t.md5);
+    }
+    Ok(())
+}
+
 /// Prints `true` for `--json`, nothing otherwise (as mkdir and chmod do).
 fn done(json: bool) -> Result {
     if json {
@@ -291,7 +303,13 @@ pub fn cp(client: &Client, src: &str, dst: &str, opts: &CpOptions, json: bool) -
 }
 
 fn summary(t: &Transfer, src: &str, dst: &str) -> serde_json::Value {
-    serde_json::json!({"src": src, "dst": dst, "bytes": t.bytes, "md5": t.md5})
+    serde_json::json!({
+        "src": src,
+        "dst": dst,
+        "bytes": t.bytes,
+        "md5": t.md5,
+        "checked": t.checked,
+    })
 }
 
 /// A progress bar on stderr (bytes, rate, ETA), or nothing when stderr is not a

@@ -8,6 +8,7 @@ mod files;
 mod freeze;
 mod net;
 mod output;
+mod qga;
 mod system;
 
 use std::error::Error as StdError;
@@ -15,9 +16,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use phoenix_client::{Client, ClientError, Options, Report};
+use phoenix_client::{Client, ClientError, Dialect, Options, Report};
 
-use cli::{Cli, Cmd};
+use cli::{Cli, Cmd, DialectArg, IpCmd};
 
 /// What a command returns: its errors are printed on stderr by `main`, each source in
 /// the chain once (`phoenix-ctl: connect /run/vm1-ga.sock: Connection refused (os error
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
 }
 
 fn exit_status(e: &(dyn StdError + 'static)) -> u8 {
-    if e.is::<Usage>() {
+    if e.is::<Usage>() || matches!(e.downcast_ref(), Some(ClientError::Unsupported { .. })) {
         return EXIT_USAGE;
     }
     match e.downcast_ref::<ClientError>() {
@@ -90,10 +91,20 @@ fn run(cli: &Cli) -> Result {
     }
     let opts = Options {
         timeout: (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout)),
+        dialect: match cli.dialect {
+            DialectArg::Auto => None,
+            DialectArg::Phoenix => Some(Dialect::Phoenix),
+            DialectArg::Qga => Some(Dialect::Qga),
+        },
         ..Options::default()
     };
     let client = Client::connect_with(&cli.socket, opts)?;
     let json = cli.json;
+    if client.dialect() == Dialect::Qga {
+        if let Some(done) = run_qga(&client, &cli.command, json) {
+            return done;
+        }
+    }
     match &cli.command {
         Cmd::Ping => system::ping(&client, json),
         Cmd::Info => system::info(&client, json),
@@ -125,5 +136,34 @@ fn run(cli: &Cli) -> Result {
         Cmd::Thaw => freeze::thaw(&client, json),
         Cmd::FreezeStatus => freeze::status(&client, json),
         Cmd::Completions { .. } => unreachable!("handled before connecting"),
+    }
+}
+
+/// The commands that differ in the qemu-ga dialect; `None` for those the client runs
+/// the same way in both (ping, info, raw, cat, cp, the freeze commands).
+fn run_qga(client: &Client, cmd: &Cmd, json: bool) -> Option<Result> {
+    use cli::{AddrCmd, LinkCmd, RouteCmd};
+    let refuse = |what: &str| Some(Err(qga::unsupported(what).into()));
+    match cmd {
+        Cmd::Sysinfo => Some(qga::sysinfo(client, json)),
+        Cmd::Ip { cmd } => match cmd {
+            IpCmd::Addr {
+                cmd: None | Some(AddrCmd::Show),
+            }
+            | IpCmd::Link {
+                cmd: None | Some(LinkCmd::Show),
+            } => Some(qga::show_ifaces(client, json)),
+            IpCmd::Route {
+                cmd: None | Some(RouteCmd::Show { .. }),
+            } => Some(qga::show_routes(client, json)),
+            _ => refuse("changing addresses, links or routes"),
+        },
+        Cmd::Md5sum { path } => Some(files::md5sum_by_reading(client, path, json)),
+        Cmd::Ls { .. } => refuse("listing a directory"),
+        Cmd::Stat { .. } => refuse("stat"),
+        Cmd::Mkdir { .. } => refuse("creating a directory"),
+        Cmd::Chmod { .. } => refuse("chmod"),
+        Cmd::Chown { .. } => refuse("chown"),
+        _ => None,
     }
 }

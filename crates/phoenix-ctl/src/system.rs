@@ -23,17 +23,26 @@ pub fn info(client: &Client, json: bool) -> Result {
     if json {
         output::json(&serde_json::json!({
             "version": info.version,
+            "dialect": client.dialect().name(),
             "commands": info.commands,
         }))?;
         return Ok(());
     }
     println!("version   {}", info.version);
     println!(
+        "protocol  {}",
+        match client.dialect() {
+            phoenix_client::Dialect::Phoenix => "Phoenix",
+            phoenix_client::Dialect::Qga if info.is_phoenix_rs() => "qemu-ga (phoenix-ga)",
+            phoenix_client::Dialect::Qga => "qemu-ga",
+        }
+    );
+    println!(
         "transfers {}",
-        if info.large_chunks() {
-            "large chunks (file-read count, 4 MiB file-write)"
-        } else {
-            "4 KiB chunks"
+        match (client.dialect(), info.large_chunks()) {
+            (phoenix_client::Dialect::Qga, _) => "4 MiB chunks (guest-file-read count)",
+            (_, true) => "large chunks (file-read count, 4 MiB file-write)",
+            (_, false) => "4 KiB chunks",
         }
     );
     println!("commands  {}", info.commands.len());

@@ -8,11 +8,12 @@
 use std::path::Path;
 
 use phoenix_proto::types::files::cmd;
+use phoenix_proto::types::files::qga::{self, GuestFileWrite};
 use phoenix_proto::types::files::{
-    DirectoryCreate, DirectoryList, FileChmod, FileChown, FileOpen, FileRead, FileReadResult,
-    FileStat, FileWrite, HandleArgs, PathArgs,
+    DirectoryCreate, DirectoryList, FileChmod, FileChown, FileOpen, FileRead, FileStat, FileWrite,
+    HandleArgs, PathArgs,
 };
-use phoenix_proto::Command as _;
+use phoenix_proto::{Command, Dialect};
 
 use crate::{Client, ClientError, Pending};
 
@@ -34,13 +35,22 @@ impl OpenMode {
     }
 }
 
-/// One `file-read` answer, decoded.
+/// One `file-read` (or `guest-file-read`) answer, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// The bytes read.
     pub data: Vec<u8>,
-    /// The read reached the end of the file; the agent has closed the handle.
+    /// The read reached the end of the file; a Phoenix agent has closed the handle
+    /// (qemu-ga's dialect leaves it open).
     pub eof: bool,
+}
+
+/// A read reply of either dialect: `bufb64` (Phoenix) or `buf-b64` (qemu-ga).
+#[derive(serde::Deserialize)]
+struct ReadReply {
+    #[serde(alias = "buf-b64")]
+    bufb64: String,
+    eof: bool,
 }
 
 /// A `file-read` in flight.
@@ -53,7 +63,7 @@ impl PendingChunk<'_> {
     pub fn wait(self) -> Result<Chunk, ClientError> {
         let timeout = self.0.client().options().timeout;
         let raw = self.0.wait(timeout)?;
-        let r: FileReadResult = serde_json::from_str(raw.get())
+        let r: ReadReply = serde_json::from_str(raw.get())
             .map_err(|e| ClientError::Protocol(format!("file-read: {e}")))?;
         let data = base64_simd::STANDARD
             .decode_to_vec(r.bufb64.as_bytes())
@@ -65,13 +75,23 @@ impl PendingChunk<'_> {
 /// A `file-write` in flight.
 #[derive(Debug)]
 #[must_use = "the reply is lost unless waited for"]
-pub struct PendingWrite<'c>(Pending<'c>);
+pub struct PendingWrite<'c>(Pending<'c>, u64);
 
 impl PendingWrite<'_> {
-    /// Waits for the agent's `true` (the client's default timeout).
+    /// Waits for the agent's `true` (or, in the qemu-ga dialect, its count of the
+    /// bytes written, which must be all of them).
     pub fn wait(self) -> Result<(), ClientError> {
         let timeout = self.0.client().options().timeout;
         let raw = self.0.wait(timeout)?;
+        if let Ok(w) = serde_json::from_str::<GuestFileWrite>(raw.get()) {
+            return match u64::try_from(w.count) == Ok(self.1) {
+                true => Ok(()),
+                false => Err(ClientError::Protocol(format!(
+                    "guest-file-write wrote {} of {} bytes",
+                    w.count, self.1
+                ))),
+            };
+        }
         match raw.get() {
             "true" => Ok(()),
             other => Err(ClientError::Protocol(format!(
@@ -79,6 +99,11 @@ impl PendingWrite<'_> {
             ))),
         }
     }
+}
+
+/// A handle as the qemu-ga dialect types it.
+fn qga_handle(handle: u64) -> Result<i64, ClientError> {
+    i64::try_from(handle).map_err(|_| ClientError::Protocol(format!("handle {handle}")))
 }
 
 fn raw_args<T: serde::Serialize>(
@@ -91,12 +116,30 @@ fn raw_args<T: serde::Serialize>(
 impl Client {
     /// `file-open`: a handle on `path`. `perm` (decimal on the wire) applies to a file
     /// that [`OpenMode::Write`] creates; `None` leaves the agent's default (0644).
+    ///
+    /// In the qemu-ga dialect, `guest-file-open` with mode `r` or `w`; `perm` cannot be
+    /// given there ([`ClientError::Unsupported`]). So it is with every file call below:
+    /// `file_read`, `file_write` and `file_close` use `guest-file-read`, `-write` and
+    /// `-close` there, where a read at end of file leaves the handle open.
     pub fn file_open(
         &self,
         path: &Path,
         mode: OpenMode,
         perm: Option<u32>,
     ) -> Result<u64, ClientError> {
+        if self.dialect() == Dialect::Qga {
+            if perm.is_some() {
+                return Err(ClientError::Unsupported {
+                    what: "setting a new file's permissions".into(),
+                });
+            }
+            let handle = self.invoke::<qga::cmd::GuestFileOpen>(&qga::GuestFileOpenArgs {
+                path: path.to_string_lossy().into_owned(),
+                mode: Some(mode.wire().to_string()),
+            })?;
+            return u64::try_from(handle)
+                .map_err(|_| ClientError::Protocol(format!("guest-file-open returned {handle}")));
+        }
         let mut args = serde_json::to_value(FileOpen {
             path: path.to_path_buf(),
             mode: mode.wire().to_string(),
@@ -128,6 +171,14 @@ impl Client {
         handle: u64,
         count: Option<u64>,
     ) -> Result<PendingChunk<'_>, ClientError> {
+        if self.dialect() == Dialect::Qga {
+            let args = raw_args(&qga::GuestFileReadArgs {
+                handle: qga_handle(handle)?,
+                count: count.map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+            })?;
+            let name = <qga::cmd::GuestFileRead as Command>::NAME;
+            return Ok(PendingChunk(self.send_request(name, Some(&args))?));
+        }
         let args = match count {
             Some(count) => raw_args(&FileRead {
                 handle_id: handle,
@@ -154,6 +205,16 @@ impl Client {
         data: &[u8],
         eof: bool,
     ) -> Result<PendingWrite<'_>, ClientError> {
+        let len = data.len() as u64;
+        if self.dialect() == Dialect::Qga {
+            let args = raw_args(&qga::GuestFileWriteArgs {
+                handle: qga_handle(handle)?,
+                buf_b64: base64_simd::STANDARD.encode_to_string(data),
+                count: None,
+            })?;
+            let name = <qga::cmd::GuestFileWrite as Command>::NAME;
+            return Ok(PendingWrite(self.send_request(name, Some(&args))?, len));
+        }
         let args = raw_args(&FileWrite {
             handle_id: handle,
             bufb64: base64_simd::STANDARD.encode_to_string(data),
@@ -161,12 +222,35 @@ impl Client {
         })?;
         Ok(PendingWrite(
             self.send_request(cmd::FileWrite::NAME, Some(&args))?,
+            len,
         ))
     }
 
-    /// `file-close`.
+    /// `file-close` (`guest-file-close`).
     pub fn file_close(&self, handle: u64) -> Result<(), ClientError> {
+        if self.dialect() == Dialect::Qga {
+            let args = qga::GuestFileHandleArgs {
+                handle: qga_handle(handle)?,
+            };
+            return self.invoke::<qga::cmd::GuestFileClose>(&args).map(drop);
+        }
         self.true_call::<cmd::FileClose>(Some(&HandleArgs { handle_id: handle }))
+    }
+
+    /// The size of an open file, by seeking to its end and back to where it was
+    /// (`guest-file-seek`; the qemu-ga dialect has no `file-stat`).
+    pub(crate) fn guest_file_size(&self, handle: u64) -> Result<u64, ClientError> {
+        let seek = |offset: i64, whence: qga::QgaSeek| {
+            self.invoke::<qga::cmd::GuestFileSeek>(&qga::GuestFileSeekArgs {
+                handle: qga_handle(handle)?,
+                offset,
+                whence: qga::GuestFileWhence::Name(whence),
+            })
+        };
+        let here = seek(0, qga::QgaSeek::Cur)?.position;
+        let end = seek(0, qga::QgaSeek::End)?.position;
+        seek(here, qga::QgaSeek::Set)?;
+        u64::try_from(end).map_err(|_| ClientError::Protocol(format!("file size {end}")))
     }
 
     /// `get-file-md5sum`: lowercase hex. The agent reads the whole file: a large one

@@ -21,10 +21,13 @@ use crate::{Client, ClientError};
 /// What the agent said about itself: its version and the commands it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentInfo {
-    /// `ping`'s answer, e.g. `0.8.0` (phoenix-rs) or `0.7.1` (the Go original).
+    /// `ping`'s (or `guest-info`'s) answer, e.g. `0.8.0` (phoenix-rs), `0.7.1` (the Go
+    /// original), `10.0.2` (qemu-ga).
     pub version: String,
-    /// `get-commands`' answer.
+    /// `get-commands`' answer, or the enabled commands of `guest-info`.
     pub commands: Vec<String>,
+    /// The dialect the agent speaks on this connection.
+    pub dialect: Dialect,
 }
 
 impl AgentInfo {
@@ -39,14 +42,30 @@ impl AgentInfo {
     /// per reply and ignores `count`; phoenix-rs starts at 0.8. Neither lists
     /// extensions in `get-commands`, so the version is the only sign.
     pub fn large_chunks(&self) -> bool {
-        self.version_at_least(0, 8)
+        match self.dialect {
+            Dialect::Phoenix => self.version_at_least(0, 8),
+            // qemu-ga reads up to 48 MiB per guest-file-read and takes such writes.
+            Dialect::Qga => true,
+        }
     }
 
     /// Whether the agent runs a connection's reads and writes of one handle in the
     /// order they were sent (phoenix-rs 0.9 and later), so a transfer may keep several
-    /// requests in flight. The Go original runs every request concurrently.
+    /// requests in flight. The Go original runs every request concurrently; qemu-ga
+    /// serves one at a time but can lose replies to writes pipelined on a port, so with
+    /// it one request is in flight too.
     pub fn ordered_io(&self) -> bool {
-        self.version_at_least(0, 9)
+        self.is_phoenix_rs() && self.version_at_least(0, 9)
+    }
+
+    /// Whether the agent is phoenix-rs: in the qemu-ga dialect, whose `guest-info` has
+    /// no name, by its version (phoenix-rs counts from 0.x, qemu-ga from 0.15 in 2011
+    /// and 1.0 since 2012).
+    pub fn is_phoenix_rs(&self) -> bool {
+        match self.dialect {
+            Dialect::Phoenix => self.version_at_least(0, 8),
+            Dialect::Qga => self.version.trim().starts_with("0."),
+        }
     }
 
     fn version_at_least(&self, want_major: u64, want_minor: u64) -> bool {
@@ -131,6 +150,7 @@ impl Client {
             Dialect::Phoenix => AgentInfo {
                 version: self.ping()?,
                 commands: self.commands()?,
+                dialect: Dialect::Phoenix,
             },
             Dialect::Qga => {
                 let info = self.invoke_no_args::<GuestInfo>()?;
@@ -142,6 +162,7 @@ impl Client {
                         .filter(|c| c.enabled)
                         .map(|c| c.name)
                         .collect(),
+                    dialect: Dialect::Qga,
                 }
             }
         });
@@ -156,6 +177,7 @@ mod tests {
 
     fn info(version: &str) -> AgentInfo {
         AgentInfo {
+            dialect: Dialect::Phoenix,
             version: version.into(),
             commands: vec!["ping".into(), "file-read".into()],
         }
@@ -179,6 +201,17 @@ mod tests {
         assert!(info("1.2").ordered_io());
         assert!(!info("0.8.0").ordered_io());
         assert!(!info("0.7").ordered_io());
+    }
+
+    #[test]
+    fn qemu_ga_dialect_tells_us_from_qemu_ga() {
+        let qga = |version: &str| AgentInfo {
+            dialect: Dialect::Qga,
+            ..info(version)
+        };
+        assert!(qga("0.9.0").ordered_io() && qga("0.9.0").is_phoenix_rs());
+        assert!(!qga("10.0.2").ordered_io() && !qga("10.0.2").is_phoenix_rs());
+        assert!(qga("10.0.2").large_chunks());
     }
 
     #[test]
