@@ -1,6 +1,6 @@
-//! Argument decoding of every command's typed struct on arbitrary JSON text: never
-//! panics, and what decodes re-encodes to something that decodes to the same value
-//! (so the host side and the agent agree on every accepted shape).
+//! Argument decoding of every command's typed struct, in both dialects, on arbitrary
+//! JSON text: never panics, and what decodes re-encodes to something that decodes to
+//! the same value (so the host side and the agent agree on every accepted shape).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,6 +8,13 @@ use phoenix_proto::types::files::{
     DirectoryCreate, DirectoryList, FileChmod, FileChown, FileOpen, FileRead, FileRename,
     FileWrite, HandleArgs, PathArgs,
 };
+use phoenix_proto::qga::Empty;
+use phoenix_proto::types::core::qga::SyncArgs;
+use phoenix_proto::types::files::qga::{
+    GuestFileHandleArgs, GuestFileOpenArgs, GuestFileReadArgs, GuestFileSeekArgs,
+    GuestFileWriteArgs,
+};
+use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
 use phoenix_proto::types::freeze::FsFreezeArgs;
 use phoenix_proto::types::net::{IfaceArgs, IpAddrArgs, RouteArgs, RouteListArgs};
 use serde::de::DeserializeOwned;
@@ -40,4 +47,13 @@ fuzz_target!(|data: &[u8]| {
     check::<RouteListArgs>(text);
     check::<RouteArgs>(text);
     check::<FileWrite>(text);
+    // The qemu-ga dialect's.
+    check::<Empty>(text);
+    check::<SyncArgs>(text);
+    check::<GuestFileOpenArgs>(text);
+    check::<GuestFileHandleArgs>(text);
+    check::<GuestFileReadArgs>(text);
+    check::<GuestFileWriteArgs>(text);
+    check::<GuestFileSeekArgs>(text);
+    check::<GuestFsfreezeFreezeListArgs>(text);
 });
