@@ -42,6 +42,11 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default
     || echo "phoenix-e2e: eth0 setup failed" >/dev/ttyS0
 hostname phoenix-e2e
 
+# The test's own set-up (GuestOpts::setup), if any.
+if [ -f /etc/phoenix-e2e.setup ]; then
+    sh /etc/phoenix-e2e.setup </dev/null >/dev/ttyS0 2>&1 || echo "phoenix-e2e: set-up failed" >/dev/ttyS0
+fi
+
 # The agent, restarted whenever it exits; each exit status is appended to /run/ga.exits.
 # Touch /run/ga.norestart to stop restarting, /run/ga.hold to hold the restart while it
 # exists (so the host sees the port closed for as long as a test needs).

@@ -173,6 +173,9 @@ pub struct GuestOpts {
     /// More programs for the guest, installed as /usr/bin/BASENAME with their libraries
     /// (e.g. qemu-ga as a peer); not started.
     pub extra_binaries: Vec<PathBuf>,
+    /// A shell script the guest's /init runs (as root, busybox sh) just before it starts
+    /// the agent: e.g. a peer agent started on a port ours leaves alone.
+    pub setup: Option<String>,
     /// QEMU's `-cpu` model; `None`: QEMU's default (qemu64 under TCG: no SSSE3 or
     /// AVX2), unless `PHOENIX_E2E_CPU` names one (e.g. `max`).
     pub cpu: Option<String>,
@@ -193,6 +196,7 @@ impl GuestOpts {
             sh_timeout: Duration::from_secs(120),
             extra_ports: Vec::new(),
             extra_binaries: Vec::new(),
+            setup: None,
             cpu: std::env::var("PHOENIX_E2E_CPU")
                 .ok()
                 .filter(|c| !c.is_empty()),
@@ -352,6 +356,7 @@ impl Guest {
                 agent_args: &opts.agent_args,
                 ports: &ports,
                 binaries: &opts.extra_binaries,
+                setup: opts.setup.as_deref(),
             },
             &dir.path().join("stage"),
             &initrd,
