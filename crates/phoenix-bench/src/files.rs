@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use phoenix_client::{transfer, Client};
+use phoenix_client::{transfer, Client, Dialect};
 use serde_json::value::RawValue;
 
-use crate::harness::{random_file, Better, Env, Kind, OrPanic, Peer, Report};
+use crate::harness::{random_file, Better, Env, OrPanic, Peer, Report};
 use crate::transfers::{self, download, label};
 
 /// Time allowed for one request.
@@ -25,7 +25,7 @@ const T: Duration = Duration::from_secs(60);
 
 const MIB: usize = 1 << 20;
 /// Size of the transferred file.
-const TRANSFER: usize = 64 * MIB;
+pub const TRANSFER: usize = 64 * MIB;
 /// Size of the hashed file.
 const HASHED: usize = 512 * MIB;
 /// Runs of each measurement, alternating between the agents; the best of each is
@@ -181,7 +181,7 @@ fn call(c: &Client, name: &str, args: &str) -> Box<RawValue> {
 /// Uploads pre-encoded `chunks` to `path`, `window` writes in flight; ours finishes
 /// with `eof` (fsync) when `eof_sync`, else with a plain close, as qemu-ga does. The
 /// time taken.
-fn upload(
+pub fn upload(
     peer: &Peer,
     c: &Client,
     path: &Path,
@@ -193,18 +193,18 @@ fn upload(
     let _ = std::fs::remove_file(path);
     let p = json_str(path);
     let t0 = Instant::now();
-    let (open, write, handle_key, data_key) = match peer.kind {
-        Kind::Ours => ("file-open", "file-write", "handle_id", "bufb64"),
-        Kind::QemuGa => ("guest-file-open", "guest-file-write", "handle", "buf-b64"),
+    let (open, write, handle_key, data_key) = match peer.kind.dialect() {
+        Dialect::Phoenix => ("file-open", "file-write", "handle_id", "bufb64"),
+        Dialect::Qga => ("guest-file-open", "guest-file-write", "handle", "buf-b64"),
     };
     let h = call(c, open, &format!(r#"{{"path":{p},"mode":"w"}}"#));
     let h = h.get();
     let last = chunks.len() - 1;
     let mut pending = VecDeque::new();
     for (i, b64) in chunks.iter().enumerate() {
-        let eof = match peer.kind {
-            Kind::Ours => format!(r#","eof":{}"#, eof_sync && i == last),
-            Kind::QemuGa => String::new(),
+        let eof = match peer.kind.dialect() {
+            Dialect::Phoenix => format!(r#","eof":{}"#, eof_sync && i == last),
+            Dialect::Qga => String::new(),
         };
         let args = raw(&format!(
             r#"{{"{handle_key}":{h},"{data_key}":"{b64}"{eof}}}"#
@@ -215,12 +215,12 @@ fn upload(
             done.wait(Some(Duration::from_secs(60))).or_panic(write);
         }
     }
-    match peer.kind {
-        Kind::Ours if eof_sync => {}
-        Kind::Ours => {
+    match peer.kind.dialect() {
+        Dialect::Phoenix if eof_sync => {}
+        Dialect::Phoenix => {
             call(c, "file-close", &format!(r#"{{"handle_id":{h}}}"#));
         }
-        Kind::QemuGa => {
+        Dialect::Qga => {
             call(c, "guest-file-close", &format!(r#"{{"handle":{h}}}"#));
         }
     }

@@ -52,7 +52,9 @@ fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8
     )
 }
 
-const QGA_PORT: &str = "org.qemu.guest_agent.0";
+/// qemu-ga's port in the guest. Not `org.qemu.guest_agent.0`: our agent, started
+/// without `-p`, serves that one (its qemu-ga dialect) beside its own.
+const QGA_PORT: &str = "org.qemu.guest_agent.1";
 const RAW_PORT: &str = "org.phoenix-e2e.raw";
 /// The guest's source file for downloads (tmpfs: the transport is measured, not a disk).
 const SRC: &str = "/tmp/bench-src";
@@ -382,15 +384,15 @@ fn upload(
     let c = peer.client;
     g.sh_ok(&format!("rm -f {DST}"));
     let t0 = Instant::now();
-    let (open, write, close, handle_key, data_key) = match peer.kind {
-        Kind::Ours => (
+    let (open, write, close, handle_key, data_key) = match peer.kind.dialect() {
+        phoenix_client::Dialect::Phoenix => (
             "file-open",
             "file-write",
             "file-close",
             "handle_id",
             "bufb64",
         ),
-        Kind::QemuGa => (
+        phoenix_client::Dialect::Qga => (
             "guest-file-open",
             "guest-file-write",
             "guest-file-close",

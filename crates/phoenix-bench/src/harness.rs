@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use phoenix_client::{Client, Options};
+use phoenix_client::{Client, Dialect, Options};
 
 use crate::Opts;
 
@@ -64,6 +64,17 @@ impl Env {
         Peer::start(Kind::Ours, cmd, dir, sock)
     }
 
+    /// Starts our agent on a fresh socket in the qemu-ga dialect, with extra arguments.
+    pub fn start_ours_qga(&self, extra: &[&str]) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("phoenix-qga.sock");
+        let mut cmd = Command::new(&self.agent);
+        cmd.args(["-m", "unix-listen", "--dialect", "qga", "-p"])
+            .arg(&sock)
+            .args(extra);
+        Peer::start(Kind::OursQga, cmd, dir, sock)
+    }
+
     /// Starts qemu-ga on a fresh socket, with extra arguments (e.g. `-b LIST`).
     pub fn start_qemu_ga(&self, extra: &[&str]) -> Peer {
         // Never let the peer freeze this machine's filesystems.
@@ -95,11 +106,13 @@ impl Env {
     }
 }
 
-/// Which agent a peer is.
+/// Which agent a peer is, speaking which dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// phoenix-ga.
+    /// phoenix-ga, in the Phoenix dialect.
     Ours,
+    /// phoenix-ga, in the qemu-ga dialect.
+    OursQga,
     /// QEMU's guest agent.
     QemuGa,
 }
@@ -108,8 +121,16 @@ impl Kind {
     /// The agent's name in the report.
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Ours => "phoenix-ga",
+            Kind::Ours | Kind::OursQga => "phoenix-ga",
             Kind::QemuGa => "qemu-ga",
+        }
+    }
+
+    /// The dialect the client speaks to it.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Kind::Ours => Dialect::Phoenix,
+            Kind::OursQga | Kind::QemuGa => Dialect::Qga,
         }
     }
 }
@@ -160,16 +181,10 @@ impl Peer {
 
     /// Client options matching the peer's protocol.
     pub fn options(&self) -> Options {
-        match self.kind {
-            Kind::Ours => Options {
-                resync_on_connect: false,
-                ..Options::default()
-            },
-            Kind::QemuGa => Options {
-                dialect: Some(phoenix_client::Dialect::Qga),
-                resync_on_connect: false,
-                ..Options::default()
-            },
+        Options {
+            dialect: Some(self.kind.dialect()),
+            resync_on_connect: false,
+            ..Options::default()
         }
     }
 
@@ -195,6 +210,11 @@ impl Peer {
     /// utime + stime in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
         cpu_ticks(self.pid())
+    }
+
+    /// CPU time used so far, all threads (see [`cpu_time`]).
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.pid())
     }
 
     /// The peer's name in the report.
@@ -254,6 +274,21 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let f: Vec<&str> = stat[end + 2..].split_whitespace().collect();
     f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// CPU time `pid` has used so far, all its threads together, with nanosecond precision
+/// (the sum of `/proc/PID/task/*/schedstat`; a thread that exits takes its share with
+/// it, so measure across work done by long-lived threads).
+pub fn cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 /// Number of open descriptors of `pid`.

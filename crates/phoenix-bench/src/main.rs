@@ -11,6 +11,7 @@ mod freeze;
 mod guest;
 mod harness;
 mod network;
+mod qga;
 mod soak;
 mod system;
 mod transfers;
@@ -58,6 +59,7 @@ const SECTIONS: &[Section] = &[
     ("files", files::run),
     ("system", system::run),
     ("network", network::run),
+    ("qga", qga::run),
     ("freeze", freeze::run),
     ("guest", guest::run),
 ];

@@ -99,14 +99,16 @@ pub fn run(env: &Env, report: &mut Report) {
 /// Median and best of a series of calls: the best is the cost without interference
 /// from other processes on a busy machine, the median what a caller typically waits.
 #[derive(Debug, Clone, Copy)]
-struct Timing {
-    median: Duration,
-    best: Duration,
+pub struct Timing {
+    /// The median call.
+    pub median: Duration,
+    /// The fastest call.
+    pub best: Duration,
 }
 
 impl Timing {
     /// Adds a median row and a best row, with the peer's figures when it has some.
-    fn report(&self, report: &mut Report, what: &str, peer: Option<Timing>) {
+    pub fn report(&self, report: &mut Report, what: &str, peer: Option<Timing>) {
         report.add(
             format!("{what}, median (ms)"),
             ms(self.median),
@@ -123,7 +125,7 @@ impl Timing {
 }
 
 /// Times `runs` calls of a listing, after checking it lists `links` links.
-fn time_listing(peer: &Peer, command: &str, runs: usize, links: usize) -> Timing {
+pub fn time_listing(peer: &Peer, command: &str, runs: usize, links: usize) -> Timing {
     let n = count(peer, command);
     assert_eq!(
         n,
@@ -135,7 +137,7 @@ fn time_listing(peer: &Peer, command: &str, runs: usize, links: usize) -> Timing
 }
 
 /// Times `runs` calls of `command` without arguments, after one warm-up call.
-fn time_calls(peer: &Peer, command: &str, runs: usize) -> Timing {
+pub fn time_calls(peer: &Peer, command: &str, runs: usize) -> Timing {
     let client = peer.client();
     let timeout = Some(Duration::from_secs(600));
     client.call_raw(command, None, timeout).or_panic(command);
@@ -186,14 +188,14 @@ fn peer_has(peer: &Peer, command: &str) -> bool {
 }
 
 /// A network namespace, deleted (with its links) on drop.
-struct Netns {
+pub struct Netns {
     name: String,
 }
 
 impl Netns {
     /// A namespace with `lo` up and `pairs` veth pairs aN/bN, both ends up, aN holding
     /// 10.H.L.1/24 and bN 10.H.L.2/24.
-    fn with_pairs(pairs: usize) -> Self {
+    pub fn with_pairs(pairs: usize) -> Self {
         let name = format!("phx-bench-{}-{pairs}", std::process::id());
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
@@ -257,12 +259,17 @@ impl Netns {
 
     /// Both agents, started inside the namespace.
     fn start(&self, env: &Env) -> (Peer, Peer) {
+        self.start_with(|| (env.start_ours(&[]), env.start_qemu_ga(&[])))
+    }
+
+    /// Whatever `start` starts, started from a thread inside the namespace.
+    pub fn start_with<T: Send>(&self, start: impl FnOnce() -> T + Send) -> T {
         let path = format!("/run/netns/{}", self.name);
         std::thread::scope(|s| {
             s.spawn(|| {
                 let fd = File::open(&path).expect("open netns");
                 setns(fd, CloneFlags::CLONE_NEWNET).expect("setns");
-                (env.start_ours(&[]), env.start_qemu_ga(&[]))
+                start()
             })
             .join()
             .expect("start agents")

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use phoenix_client::Client;
+use phoenix_client::{Client, Dialect};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -56,9 +56,9 @@ pub fn download(
 ) -> Duration {
     let name = kind.name();
     let t0 = Instant::now();
-    let (open, read, close) = match kind {
-        Kind::Ours => ("file-open", "file-read", None),
-        Kind::QemuGa => (
+    let (open, read, close) = match kind.dialect() {
+        Dialect::Phoenix => ("file-open", "file-read", None),
+        Dialect::Qga => (
             "guest-file-open",
             "guest-file-read",
             Some("guest-file-close"),
@@ -71,9 +71,9 @@ pub fn download(
         timeout,
     );
     let h = h.get();
-    let args = RawValue::from_string(match kind {
-        Kind::Ours => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
-        Kind::QemuGa => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
+    let args = RawValue::from_string(match kind.dialect() {
+        Dialect::Phoenix => format!(r#"{{"handle_id":{h},"count":{chunk}}}"#),
+        Dialect::Qga => format!(r#"{{"handle":{h},"count":{chunk}}}"#),
     })
     .expect("valid JSON");
     // The last read returns nothing and eof (ours closes the handle then).

@@ -12,6 +12,7 @@ mod files;
 mod freeze;
 mod libvirt;
 mod network;
+mod qga;
 mod sysinfo;
 
 use std::sync::MutexGuard;
@@ -28,7 +29,10 @@ fn guest() -> Option<MutexGuard<'static, Guest>> {
         return None;
     }
     Some(phoenix_e2e::shared(|| {
-        GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"))
+        let mut opts = GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"));
+        // Both agent ports, as a guest that libvirt or Proxmox runs also has.
+        opts.extra_ports.push(qga::QGA_PORT.into());
+        opts
     }))
 }
 

@@ -6,6 +6,7 @@ mod addresses;
 mod interfaces;
 mod links;
 mod netns;
+mod qga;
 mod route_names;
 mod routes;
 

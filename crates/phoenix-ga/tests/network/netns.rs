@@ -34,6 +34,12 @@ impl Netns {
         ns
     }
 
+    /// The namespace's name, for commands that name it (`ip link ... netns NAME`, a
+    /// wrapper `ip netns exec NAME`).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs a command inside the namespace.
     pub(crate) fn exec(&self, cmd: &[&str]) {
         let mut args = vec!["netns", "exec", &self.name];

@@ -8,12 +8,16 @@
 //! kernel's errno (EEXIST, EADDRNOTAVAIL, ENODEV, ESRCH, ...) and name the interface
 //! and address.
 //!
-//! The Phoenix commands are in [`phoenix`].
+//! Both dialects' listings come from the same operations: [`links::listing`] (one link
+//! dump, one address dump) for `get-netifaces` and `guest-network-get-interfaces`, and
+//! [`routes::dump`] (one route dump per family) for `get-route-list` and
+//! `guest-network-get-route`. The Phoenix commands are in [`phoenix`], the qemu-ga
+//! dialect's in [`qga`].
 
 use std::io;
 
 use netlink_packet_route::AddressFamily;
-use phoenix_proto::types::net::{cmd, NetIface, Route};
+use phoenix_proto::types::net::{cmd, qga::cmd as qga_cmd, NetIface, Route};
 
 use super::{Family, Setup};
 use crate::command::{entry, Entry};
@@ -24,9 +28,12 @@ pub(crate) mod links;
 pub(crate) mod names;
 pub(crate) mod netlink;
 mod phoenix;
+mod qga;
 pub(crate) mod routes;
 
 use addrs::Cidr;
+use links::{Listing, Stats};
+use routes::{RouteDump, Tables};
 use netlink::Netlink;
 pub use routes::RouteSpec;
 
@@ -45,7 +52,7 @@ impl Family for Net {
     }
 
     fn commands(&self) -> &'static [Entry] {
-        static COMMANDS: [Entry; 10] = [
+        static COMMANDS: [Entry; 12] = [
             entry::<cmd::GetNetifaces>(),
             entry::<cmd::IpaddrAdd>(),
             entry::<cmd::IpaddrDel>(),
@@ -56,6 +63,8 @@ impl Family for Net {
             entry::<cmd::GetRouteList>(),
             entry::<cmd::RouteAdd>(),
             entry::<cmd::RouteDel>(),
+            entry::<qga_cmd::GuestNetworkGetInterfaces>(),
+            entry::<qga_cmd::GuestNetworkGetRoute>(),
         ];
         &COMMANDS
     }
@@ -89,7 +98,13 @@ pub enum Change {
 impl Net {
     /// Every interface in index order with its flags, hardware address and addresses.
     pub fn interfaces(&self) -> Result<Vec<NetIface>, Error> {
-        links::interfaces(&mut open()?).context(|| "list interfaces")
+        Ok(links::netifaces(self.listing(Stats::Skip)?))
+    }
+
+    /// Every link (with its counters when `stats` asks for them) and every address,
+    /// in the kernel's order.
+    pub(crate) fn listing(&self, stats: Stats) -> Result<Listing, Error> {
+        links::listing(&mut open()?, stats).context(|| "list interfaces")
     }
 
     /// Adds the address `ip` (`ADDR/PREFIX`, IPv4 or IPv6) to the interface `ifname`,
@@ -124,6 +139,11 @@ impl Net {
     /// The main table's routes of `family` (Unspec: IPv4 then IPv6).
     pub fn routes(&self, family: AddressFamily) -> Result<Vec<Route>, Error> {
         routes::list(&mut open()?, family, &self.names).context(|| "list routes")
+    }
+
+    /// The routes of each (family, tables) of `wanted`, and the interface names.
+    pub(crate) fn route_dump(&self, wanted: &[(AddressFamily, Tables)]) -> Result<RouteDump, Error> {
+        routes::dump(&mut open()?, wanted, &self.names).context(|| "list routes")
     }
 
     /// Adds the route `spec` through `ifname`, or deletes it.

@@ -1,4 +1,5 @@
-//! Interface names by index for `get-route-list`, kept between calls and brought up to
+//! Interface names by index for the route listings (`get-route-list`,
+//! `guest-network-get-route`), kept between calls and brought up to
 //! date from the kernel's link notifications.
 //!
 //! Naming the output interfaces of the routes takes the whole link table, and with

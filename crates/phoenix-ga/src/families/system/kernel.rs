@@ -1,4 +1,4 @@
-//! What the kernel says about itself: uname(2) and sysinfo(2).
+//! What the kernel says about itself: uname(2), sysinfo(2) and the clock.
 //!
 //! Uptime, load averages, RAM and swap all come from one sysinfo(2) call. Its RAM
 //! figures are the very counters /proc/meminfo prints as `MemTotal`, `MemFree` and
@@ -29,6 +29,29 @@ pub fn uname() -> Result<Uname, Error> {
         machine: s(u.machine()),
         domain: s(u.domainname()),
     })
+}
+
+/// The host name (uname(2)'s `nodename`, what gethostname(2) returns), read anew
+/// each time so that a change shows at once.
+pub fn host_name() -> Result<String, Error> {
+    uname().map(|u| u.nodename)
+}
+
+/// The system clock (CLOCK_REALTIME) in nanoseconds since the epoch.
+// time_t and long are i32 on 32-bit targets, where the conversions are not useless.
+#[allow(clippy::useless_conversion)]
+pub fn now_ns() -> Result<i64, Error> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .context(|| "clock_gettime")?;
+    i64::from(now.tv_sec())
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(i64::from(now.tv_nsec())))
+        .ok_or_else(|| {
+            Error::errno(
+                nix::errno::Errno::EOVERFLOW,
+                "clock_gettime: the time does not fit 64-bit nanoseconds",
+            )
+        })
 }
 
 /// `LONG_BIT` of the guest's userland, the number `getconf LONG_BIT` prints.
@@ -161,5 +184,15 @@ mod tests {
         assert!(c.swap.free <= c.swap.total);
         assert_eq!(long_bit(), usize::BITS);
         assert_eq!(uname().unwrap().sysname, "Linux");
+        assert_eq!(
+            host_name().unwrap(),
+            nix::unistd::gethostname().unwrap().to_string_lossy()
+        );
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let ns = u128::try_from(now_ns().unwrap()).unwrap();
+        assert!(ns >= before && ns - before < 1_000_000_000);
     }
 }

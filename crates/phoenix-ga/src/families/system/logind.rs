@@ -1,4 +1,4 @@
-//! Logged-in users from systemd-logind's session files, for systems without utmp.
+//! Login sessions from systemd-logind's session files, for systems without utmp.
 //!
 //! logind keeps one `KEY=value` file per session in /run/systemd/sessions/ (plus a
 //! `<id>.ref` FIFO, and `.#<id>...` temporary files while it rewrites one). The keys
@@ -11,18 +11,19 @@ use std::path::Path;
 
 use phoenix_proto::types::system::User;
 
+use super::users::Session;
 use crate::error::{Context as _, Error};
 
-/// Reads the sessions under `dir`, as [`super::utmp::parse`] reads utmp: user
-/// sessions that are not closing, with a user name and a remote host. A missing
-/// directory (no systemd) is an empty list; sessions are sorted by login time.
-pub fn read(dir: &Path) -> Result<Vec<User>, Error> {
+/// Reads the sessions under `dir`, the counterpart of utmp's USER_PROCESS records:
+/// user sessions that are not closing and have a user. A missing directory (no
+/// systemd) is an empty list; sessions are sorted by login time.
+pub fn read(dir: &Path) -> Result<Vec<Session>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).context(|| format!("read directory {}", dir.display())),
     };
-    let mut users = Vec::new();
+    let mut sessions = Vec::new();
     for entry in entries {
         let entry = entry.context(|| format!("read directory {}", dir.display()))?;
         let name = entry.file_name();
@@ -39,19 +40,22 @@ pub fn read(dir: &Path) -> Result<Vec<User>, Error> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e).context(|| format!("read {}", path.display())),
         };
-        users.extend(parse(&text));
+        sessions.extend(session(&text));
     }
-    users.sort_by(|a, b| (a.login_time, &a.device).cmp(&(b.login_time, &b.device)));
-    Ok(users)
+    sessions.sort_by(|a, b| {
+        (a.secs, a.micros, &a.tty, &a.host).cmp(&(b.secs, b.micros, &b.tty, &b.host))
+    });
+    Ok(sessions)
 }
 
-/// One session file; `None` for sessions the original would not have listed.
-pub fn parse(text: &str) -> Option<User> {
-    let mut user = User {
-        name: String::new(),
-        device: String::new(),
+/// One session file; `None` for a session that is not a user's open login.
+pub fn session(text: &str) -> Option<Session> {
+    let mut s = Session {
+        user: String::new(),
+        tty: String::new(),
         host: String::new(),
-        login_time: 0,
+        secs: 0,
+        micros: 0,
     };
     let mut uid = None;
     for line in text.lines() {
@@ -60,22 +64,32 @@ pub fn parse(text: &str) -> Option<User> {
         };
         let value = unquote(value);
         match key {
-            "USER" => user.name = value,
+            "USER" => s.user = value,
             "UID" => uid = Some(value),
-            "TTY" => user.device = value.strip_prefix("/dev/").unwrap_or(&value).to_string(),
-            "REMOTE_HOST" => user.host = value,
-            "REALTIME" => user.login_time = value.parse::<i64>().map_or(0, |us| us / 1_000_000),
+            "TTY" => s.tty = value.strip_prefix("/dev/").unwrap_or(&value).to_string(),
+            "REMOTE_HOST" => s.host = value,
+            "REALTIME" => {
+                let us = value.parse::<i64>().unwrap_or(0);
+                s.secs = us.div_euclid(1_000_000);
+                // rem_euclid of 10^6 is below 10^6: it fits.
+                s.micros = u32::try_from(us.rem_euclid(1_000_000)).unwrap_or(0);
+            }
             "STATE" if value == "closing" => return None,
             "CLASS" if !value.starts_with("user") => return None,
             _ => {}
         }
     }
-    if user.name.is_empty() {
+    if s.user.is_empty() {
         // logind has written USER since its first release; a bare uid is the best
         // we can do without a passwd lookup (NSS may block on the network).
-        user.name = uid.unwrap_or_default();
+        s.user = uid.unwrap_or_default();
     }
-    (!user.name.is_empty() && !user.host.is_empty()).then_some(user)
+    (!s.user.is_empty()).then_some(s)
+}
+
+/// One session file as `sysinfo` lists it (a remote login), as utmp's are.
+pub fn parse(text: &str) -> Option<User> {
+    session(text).as_ref().and_then(Session::remote_user)
 }
 
 /// Values logind had to escape are written in double quotes with backslash escapes
@@ -151,6 +165,22 @@ CONTROLLERS=
     }
 
     #[test]
+    fn sessions_keep_local_logins_and_microseconds() {
+        let local = SSH.replace("REMOTE_HOST=79.172.60.6\n", "");
+        let s = session(&local).unwrap();
+        assert_eq!(
+            (s.user.as_str(), s.tty.as_str(), s.host.as_str(), s.secs, s.micros),
+            ("root", "pts/0", "", 1478346362, 123456)
+        );
+        assert_eq!(session(&SSH.replace("STATE=active", "STATE=closing")), None);
+        assert_eq!(session(&SSH.replace("CLASS=user", "CLASS=greeter")), None);
+        assert_eq!(session("TTY=tty1\nREALTIME=1\n"), None);
+        // A time before the epoch still has its microseconds in 0..10^6.
+        let s = session("USER=a\nREALTIME=-1\n").unwrap();
+        assert_eq!((s.secs, s.micros), (-1, 999_999));
+    }
+
+    #[test]
     fn quoted_values_uid_fallback_and_no_tty() {
         let s = "UID=1000\nREMOTE_HOST=\"host \\\"x\\\" \\\\ y\"\nREALTIME=5\n";
         assert_eq!(parse(s), Some(user("1000", "", "host \"x\" \\ y", 0)));
@@ -170,11 +200,20 @@ CONTROLLERS=
         std::fs::write(d.join("c1"), SSH.replace("REMOTE_HOST=79.172.60.6\n", "")).unwrap();
         std::fs::write(d.join(".#3abcd"), SSH.replace("root", "tmp")).unwrap();
         nix::unistd::mkfifo(&d.join("3.ref"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+        let got: Vec<_> = read(d)
+            .unwrap()
+            .iter()
+            .map(|s| (s.user.clone(), s.tty.clone(), s.host.clone(), s.secs, s.micros))
+            .collect();
+        let r = |tty: &str, host: &str, secs| ("root".to_string(), tty.to_string(), host.to_string(), secs, 123456);
+        // The local session (c1) is a session too; sysinfo leaves it out, qemu-ga's
+        // users list it.
         assert_eq!(
-            read(d).unwrap(),
+            got,
             vec![
-                user("root", "pts/0", "79.172.60.6", 1478346362),
-                user("root", "pts/1", "79.172.60.6", 1578346362),
+                r("pts/0", "", 1478346362),
+                r("pts/0", "79.172.60.6", 1478346362),
+                r("pts/1", "79.172.60.6", 1578346362),
             ]
         );
         // A directory that cannot be read names itself and carries its errno.

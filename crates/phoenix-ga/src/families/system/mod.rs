@@ -1,51 +1,159 @@
-//! The system family: the guest's summary (`sysinfo`), read straight from the kernel.
+//! The system family: the guest's summary (`sysinfo`) and qemu-ga's inventory
+//! commands (`guest-get-osinfo`, `-host-name`, `-timezone`, `-users`, `-time`,
+//! `-vcpus`, `-memory-blocks`, `-memory-block-info`, `-load`, `-cpustats`), read
+//! straight from the kernel and a few files.
 //!
-//! uname(2) and sysinfo(2) for the kernel's identity, uptime, load and memory; utmp or
-//! else systemd-logind's session files for the users; /sys/block, mountinfo and
-//! statvfs for the disks. No subprocess (the original forked `getconf LONG_BIT`).
+//! uname(2), sysinfo(2) and clock_gettime(2) for the kernel's identity, uptime, load,
+//! memory and time; utmp or else systemd-logind's session files for the users (both
+//! dialects, each with its own rule: [`users`]); /sys/block, mountinfo and statvfs for
+//! the disks; /sys/devices/system/{cpu,memory} for processors and memory blocks;
+//! /proc/stat for CPU times; os-release(5) and /etc/localtime for the distribution and
+//! the time zone. No subprocess (the original forked `getconf LONG_BIT`). Every file
+//! is found through [`Sources`], which tests point at fixture trees.
 //!
-//! It may run while the filesystems are frozen: everything it reads lives in /proc,
-//! /sys or /run (tmpfs), reading never waits for a thaw (a frozen filesystem only skips
-//! the atime update), and statvfs takes no freeze protection. The host can thus still
-//! see the guest's state during a long backup.
+//! All may run while the filesystems are frozen: what they read lives in /proc, /sys,
+//! /run (tmpfs) or, for os-release and the zone files, is only read; reading never
+//! waits for a thaw (a frozen filesystem only skips the atime update), and statvfs
+//! takes no freeze protection. The host can thus still see the guest's state during a
+//! long backup (qemu-ga refuses all of these while frozen).
 
+mod cpus;
 pub(crate) mod disks;
 mod kernel;
 pub(crate) mod logind;
+mod memory;
+mod osrelease;
 mod phoenix;
+mod posix_tz;
+mod qga;
 mod statfs;
+mod sysfs;
+mod timezone;
+mod users;
 pub(crate) mod utmp;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phoenix_proto::types::system::{cmd, Disk, SysInfo, User};
+use phoenix_proto::types::system::qga::{GuestCpuStats, GuestLogicalProcessor, GuestMemoryBlock};
+use phoenix_proto::types::system::qga::cmd as qga_cmd;
+use phoenix_proto::types::system::{cmd, Disk, LoadAvg, SysInfo, Uname};
 
 use super::{Family, Setup};
 use crate::command::{entry, Entry};
 use crate::error::Error;
+pub use osrelease::OsRelease;
+pub use timezone::Zone;
+pub use users::Session;
 
-/// The system family's state: statvfs calls that may still hang (see [`statfs`]).
-#[derive(Debug, Default)]
+/// The system family's state: where it reads (see [`Sources`]) and the statvfs calls
+/// that may still hang (see [`statfs`]).
+#[derive(Debug)]
 pub struct System {
+    src: Sources,
     prober: statfs::Prober,
 }
 
 impl Family for System {
     fn new(_: &Setup<'_>) -> Self {
-        Self::default()
+        Self::with_sources(Sources::system())
     }
 
     fn commands(&self) -> &'static [Entry] {
-        static COMMANDS: [Entry; 1] = [entry::<cmd::Sysinfo>()];
+        static COMMANDS: [Entry; 11] = [
+            entry::<cmd::Sysinfo>(),
+            entry::<qga_cmd::GuestGetOsinfo>(),
+            entry::<qga_cmd::GuestGetHostName>(),
+            entry::<qga_cmd::GuestGetTimezone>(),
+            entry::<qga_cmd::GuestGetUsers>(),
+            entry::<qga_cmd::GuestGetTime>(),
+            entry::<qga_cmd::GuestGetVcpus>(),
+            entry::<qga_cmd::GuestGetMemoryBlocks>(),
+            entry::<qga_cmd::GuestGetMemoryBlockInfo>(),
+            entry::<qga_cmd::GuestGetLoad>(),
+            entry::<qga_cmd::GuestGetCpustats>(),
+        ];
         &COMMANDS
     }
 }
 
+/// The operations, each on the files of [`Sources`].
 impl System {
-    /// The guest's summary, from the real system's files.
+    /// The family reading from `src`.
+    pub fn with_sources(src: Sources) -> Self {
+        System {
+            src,
+            prober: statfs::Prober::default(),
+        }
+    }
+
+    /// The guest's summary (`sysinfo`).
     pub fn sysinfo(&self) -> Result<SysInfo, Error> {
-        collect(&Sources::system(), self)
+        collect(&self.src, self)
+    }
+
+    /// The kernel's identity, host name included.
+    pub fn uname(&self) -> Result<Uname, Error> {
+        kernel::uname()
+    }
+
+    /// The host name, as the kernel has it now.
+    pub fn host_name(&self) -> Result<String, Error> {
+        kernel::host_name()
+    }
+
+    /// The distribution's identity; an empty one when no os-release file can be read.
+    pub fn os_release(&self) -> OsRelease {
+        osrelease::read(&self.src.os_release)
+    }
+
+    /// The local time zone in force now.
+    pub fn timezone(&self) -> Zone {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        timezone::local(
+            &self.src.localtime,
+            &self.src.zoneinfo,
+            self.src.tz.as_deref(),
+            now,
+        )
+    }
+
+    /// The open login sessions, from utmp or else logind.
+    pub fn sessions(&self) -> Result<Vec<Session>, Error> {
+        users::read(&self.src.utmp, &self.src.sessions)
+    }
+
+    /// The system clock in nanoseconds since the epoch.
+    pub fn now_ns(&self) -> Result<i64, Error> {
+        kernel::now_ns()
+    }
+
+    /// The load averages (the kernel's exact figures, as sysinfo(2) and glibc's
+    /// getloadavg(3) give them).
+    pub fn load(&self) -> Result<LoadAvg, Error> {
+        kernel::counters().map(|c| c.loadavg)
+    }
+
+    /// The logical processors.
+    pub fn vcpus(&self) -> Result<Vec<GuestLogicalProcessor>, Error> {
+        cpus::vcpus(&self.src.sys_cpu)
+    }
+
+    /// Each CPU's times since boot, in milliseconds.
+    pub fn cpu_stats(&self) -> Result<Vec<GuestCpuStats>, Error> {
+        cpus::cpu_stats(&self.src.proc_stat, cpus::clk_tck())
+    }
+
+    /// The memory blocks.
+    pub fn memory_blocks(&self) -> Result<Vec<GuestMemoryBlock>, Error> {
+        memory::blocks(&self.src.sys_memory)
+    }
+
+    /// Bytes in one memory block.
+    pub fn memory_block_size(&self) -> Result<u64, Error> {
+        memory::block_size(&self.src.sys_memory)
     }
 }
 
@@ -62,19 +170,57 @@ pub struct Sources {
     pub mountinfo: PathBuf,
     /// How long to wait for statvfs.
     pub statfs_timeout: Duration,
+    /// The logical processors (`cpuN`).
+    pub sys_cpu: PathBuf,
+    /// The memory blocks (`memoryN`, `block_size_bytes`).
+    pub sys_memory: PathBuf,
+    /// The kernel's counters, with the CPU times.
+    pub proc_stat: PathBuf,
+    /// os-release files to try in order (the first that can be read is used).
+    pub os_release: Vec<PathBuf>,
+    /// The system's zone file.
+    pub localtime: PathBuf,
+    /// The directory of named zone files.
+    pub zoneinfo: PathBuf,
+    /// The agent's `TZ`, which wins over `localtime`.
+    pub tz: Option<String>,
 }
 
 impl Sources {
-    /// The real system's files. /var/run/utmp is for old systems where /var/run is
-    /// not yet a link to /run.
-    pub fn system() -> Self {
+    /// The system's paths under `root` ("/" for the real system), with no
+    /// environment. /var/run/utmp is for old systems where /var/run is not yet a link
+    /// to /run.
+    pub fn under(root: &Path) -> Self {
+        let p = |rel: &str| root.join(rel);
         Sources {
-            utmp: vec!["/run/utmp".into(), "/var/run/utmp".into()],
-            sessions: "/run/systemd/sessions".into(),
-            sys_block: "/sys/block".into(),
-            mountinfo: "/proc/self/mountinfo".into(),
+            utmp: vec![p("run/utmp"), p("var/run/utmp")],
+            sessions: p("run/systemd/sessions"),
+            sys_block: p("sys/block"),
+            mountinfo: p("proc/self/mountinfo"),
             statfs_timeout: statfs::TIMEOUT,
+            sys_cpu: p("sys/devices/system/cpu"),
+            sys_memory: p("sys/devices/system/memory"),
+            proc_stat: p("proc/stat"),
+            os_release: vec![p("etc/os-release"), p("usr/lib/os-release")],
+            localtime: p("etc/localtime"),
+            zoneinfo: p("usr/share/zoneinfo"),
+            tz: None,
         }
+    }
+
+    /// The real system's files, and the agent's environment as qemu-ga honours it:
+    /// `QGA_OS_RELEASE` names the only os-release file to read (QEMU's tests use it),
+    /// `TZ` the time zone, `TZDIR` the directory of zone files.
+    pub fn system() -> Self {
+        let mut src = Self::under(Path::new("/"));
+        if let Some(path) = std::env::var_os("QGA_OS_RELEASE") {
+            src.os_release = vec![PathBuf::from(path)];
+        }
+        src.tz = std::env::var_os("TZ").map(|v| v.to_string_lossy().into_owned());
+        if let Some(dir) = std::env::var_os("TZDIR").filter(|d| !d.is_empty()) {
+            src.zoneinfo = PathBuf::from(dir);
+        }
+        src
     }
 }
 
@@ -88,20 +234,9 @@ pub fn collect(src: &Sources, state: &System) -> Result<SysInfo, Error> {
         loadavg: counters.loadavg,
         ram: counters.ram,
         swap: counters.swap,
-        users: users(&src.utmp, &src.sessions)?,
+        users: users::remote(&users::read(&src.utmp, &src.sessions)?),
         disks: disks(src, state)?,
     })
-}
-
-/// Users from the first utmp file that exists, else from logind; neither is an empty
-/// list (many current systems keep no utmp, containers and minimal guests no logind).
-fn users(utmp: &[PathBuf], sessions: &Path) -> Result<Vec<User>, Error> {
-    for path in utmp {
-        if let Some(users) = utmp::read(path)? {
-            return Ok(users);
-        }
-    }
-    logind::read(sessions)
 }
 
 /// Every real disk, with the mount that stands for it and that filesystem's sizes.
@@ -163,40 +298,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utmp_first_then_logind_then_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let utmp_a = d.join("run-utmp");
-        let utmp_b = d.join("var-run-utmp");
-        let sessions = d.join("sessions");
-        let paths = [utmp_a.clone(), utmp_b.clone()];
-        assert_eq!(users(&paths, &sessions).unwrap(), vec![]);
-
-        std::fs::create_dir(&sessions).unwrap();
-        std::fs::write(
-            sessions.join("4"),
-            "USER=carol\nTTY=pts/5\nREMOTE_HOST=h1\nREALTIME=9000000\n",
-        )
-        .unwrap();
-        let from_logind = users(&paths, &sessions).unwrap();
-        assert_eq!(from_logind.len(), 1);
-        assert_eq!(
-            (from_logind[0].name.as_str(), from_logind[0].login_time),
-            ("carol", 9)
-        );
-
-        std::fs::write(
-            &utmp_b,
-            utmp::record(libc::USER_PROCESS, "pts/1", "dave", "h2", 7),
-        )
-        .unwrap();
-        assert_eq!(users(&paths, &sessions).unwrap()[0].name, "dave");
-        // An existing but empty utmp is the truth: nobody is logged in.
-        std::fs::write(&utmp_a, b"").unwrap();
-        assert_eq!(users(&paths, &sessions).unwrap(), vec![]);
-    }
-
-    #[test]
     fn disks_from_a_fixture_tree() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -221,13 +322,12 @@ mod tests {
         );
         std::fs::write(&mountinfo, line).unwrap();
         let src = Sources {
-            utmp: vec![],
-            sessions: d.join("none"),
             sys_block: sys,
             mountinfo,
             statfs_timeout: Duration::from_secs(30),
+            ..Sources::under(&d.join("none"))
         };
-        let disks = disks(&src, &System::default()).unwrap();
+        let disks = disks(&src, &System::with_sources(src.clone())).unwrap();
         assert_eq!(disks.len(), 2);
         let (vda, vdb) = (&disks[0], &disks[1]);
         assert_eq!(
@@ -248,5 +348,56 @@ mod tests {
                 size_avail: 0
             }
         );
+    }
+
+    /// Every operation reads under the root it is given: a whole fixture tree.
+    #[test]
+    fn operations_read_under_their_root() {
+        use std::fs;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mk = |rel: &str, text: &[u8]| {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        mk("sys/devices/system/cpu/cpu0/topology/core_id", b"0\n");
+        mk("sys/devices/system/cpu/cpu3/online", b"0\n");
+        mk("sys/devices/system/memory/block_size_bytes", b"8000000\n");
+        mk("sys/devices/system/memory/memory4/state", b"online\n");
+        mk("sys/devices/system/memory/memory4/removable", b"1\n");
+        mk("proc/stat", b"cpu  2 0 2 2\ncpu0 1 0 1 1\ncpu3 1 0 1 1 0 0 0 0 0 0\n");
+        mk("usr/lib/os-release", b"ID=fixture\nNAME=\"Fixture OS\"\n");
+        mk("usr/share/zoneinfo/Etc/X", b"not a zone file");
+        mk("run/systemd/sessions/1", b"USER=amy\nTTY=tty1\nREALTIME=5000000\n");
+        let system = System::with_sources(Sources::under(root));
+
+        let v = system.vcpus().unwrap();
+        let ids: Vec<_> = v.iter().map(|c| (c.logical_id, c.online, c.can_offline)).collect();
+        assert_eq!(ids, vec![(0, true, Some(false)), (3, false, Some(true))]);
+        let m = system.memory_blocks().unwrap();
+        assert_eq!((m.len(), m[0].phys_index, m[0].can_offline), (1, 4, Some(true)));
+        assert_eq!(system.memory_block_size().unwrap(), 0x800_0000);
+        assert_eq!(system.cpu_stats().unwrap().len(), 2);
+        // /etc/os-release is missing: /usr/lib/os-release.
+        let r = system.os_release();
+        assert_eq!((r.id.as_deref(), r.name.as_deref()), (Some("fixture"), Some("Fixture OS")));
+        // No /etc/localtime: UTC.
+        assert_eq!(system.timezone(), Zone::utc());
+        // No utmp: logind's sessions (a local one, which qemu-ga's users list).
+        let s = system.sessions().unwrap();
+        assert_eq!(users::logged_in(&s)[0].user, "amy");
+        assert_eq!(users::remote(&s), vec![]);
+
+        // The environment's settings, as `Sources::system` takes them.
+        let src = Sources {
+            os_release: vec![root.join("mine")],
+            tz: Some("<+0330>-3:30".into()),
+            ..Sources::under(root)
+        };
+        mk("mine", b"ID=mine\n");
+        let system = System::with_sources(src);
+        assert_eq!(system.os_release().id.as_deref(), Some("mine"));
+        assert_eq!(system.timezone().offset, 12600);
     }
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use phoenix_proto::types::system::User;
 
+use super::users::Session;
 use crate::error::{Context as _, Error};
 
 /// One record.
@@ -21,20 +22,19 @@ type Record = libc::utmpx;
 /// Size of one record.
 pub const RECORD: usize = size_of::<Record>();
 
-/// Reads the users of the utmp file at `path`; `Ok(None)` when the file does not exist
-/// (the system does not keep utmp), so that the caller can ask logind instead.
-pub fn read(path: &Path) -> Result<Option<Vec<User>>, Error> {
+/// Reads the sessions of the utmp file at `path`; `Ok(None)` when the file does not
+/// exist (the system does not keep utmp), so that the caller can ask logind instead.
+pub fn read(path: &Path) -> Result<Option<Vec<Session>>, Error> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(parse(&bytes))),
+        Ok(bytes) => Ok(Some(sessions(&bytes))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).context(|| format!("read {}", path.display())),
     }
 }
 
-/// The USER_PROCESS records with a user name and a remote host, in file order. The
-/// original agent reported exactly these (local console logins have no host); a
-/// trailing partial record (a file being written) is ignored.
-pub fn parse(bytes: &[u8]) -> Vec<User> {
+/// Every USER_PROCESS record (a login still open), in file order; a trailing partial
+/// record (a file being written) is ignored.
+pub fn sessions(bytes: &[u8]) -> Vec<Session> {
     bytes
         .chunks_exact(RECORD)
         .map(|chunk| {
@@ -44,13 +44,23 @@ pub fn parse(bytes: &[u8]) -> Vec<User> {
             unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<Record>()) }
         })
         .filter(|r| r.ut_type == libc::USER_PROCESS)
-        .map(|r| User {
-            name: text(&r.ut_user),
-            device: text(&r.ut_line),
+        .map(|r| Session {
+            user: text(&r.ut_user),
+            tty: text(&r.ut_line),
             host: text(&r.ut_host),
-            login_time: r.ut_tv.tv_sec.epoch(),
+            secs: r.ut_tv.tv_sec.epoch(),
+            micros: micros(r.ut_tv.tv_usec.into()),
         })
-        .filter(|u| !u.name.is_empty() && !u.host.is_empty())
+        .collect()
+}
+
+/// The users `sysinfo` lists from a utmp file's bytes: the sessions with a user name
+/// and a remote host, in file order, as the original agent reported them (local
+/// console logins have no host).
+pub fn parse(bytes: &[u8]) -> Vec<User> {
+    sessions(bytes)
+        .iter()
+        .filter_map(Session::remote_user)
         .collect()
 }
 
@@ -62,6 +72,12 @@ fn text(field: &[libc::c_char]) -> String {
         .map(|&c| c.to_ne_bytes()[0])
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// `ut_tv.tv_usec`, which a well-formed record keeps below one second; anything else
+/// is read as 0 rather than trusted.
+fn micros(usec: i64) -> u32 {
+    u32::try_from(usec).ok().filter(|&u| u < 1_000_000).unwrap_or(0)
 }
 
 /// `ut_tv.tv_sec`: 32 bits on x86-64 and i386, a 64-bit `time_t` elsewhere.
@@ -87,6 +103,12 @@ impl Seconds for i64 {
 /// Builds one record, for the tests of this module and of the `sysinfo` module.
 #[cfg(test)]
 pub fn record(kind: i16, line: &str, user: &str, host: &str, sec: u32) -> Vec<u8> {
+    record_at(kind, line, user, host, sec, 123456)
+}
+
+/// [`record`] with the microseconds of its login time.
+#[cfg(test)]
+pub fn record_at(kind: i16, line: &str, user: &str, host: &str, sec: u32, usec: i32) -> Vec<u8> {
     fn put(field: &mut [libc::c_char], s: &str) {
         for (d, &b) in field.iter_mut().zip(s.as_bytes()) {
             *d = libc::c_char::from_ne_bytes([b]);
@@ -105,7 +127,11 @@ pub fn record(kind: i16, line: &str, user: &str, host: &str, sec: u32) -> Vec<u8
     {
         r.ut_tv.tv_sec = sec as _;
     }
-    r.ut_tv.tv_usec = 123456;
+    // A 64-bit field on aarch64 and s390x, where the conversion is not useless.
+    #[allow(clippy::useless_conversion)]
+    {
+        r.ut_tv.tv_usec = usec.into();
+    }
     r.ut_addr_v6 = [0x0700_000a, 0, 0, 0];
     // SAFETY: `r` is a live value of RECORD bytes; viewing it as bytes is always valid
     // (the padding bytes are zero, written by `zeroed`).
@@ -189,6 +215,32 @@ mod tests {
     }
 
     #[test]
+    fn sessions_are_every_user_process_with_its_microseconds() {
+        let mut f = Vec::new();
+        f.extend(record(BOOT_TIME, "~", "reboot", "6.1.0", 1_700_000_000));
+        f.extend(record_at(USER_PROCESS, "tty2", "alice", "", 1_700_000_020, 5));
+        f.extend(record(DEAD_PROCESS, "pts/1", "", "", 1_700_000_030));
+        f.extend(record_at(USER_PROCESS, "pts/3", "bob", "h", 1_700_000_050, 999_999));
+        // A garbled microsecond field is not trusted.
+        f.extend(record_at(USER_PROCESS, "pts/4", "carol", "", 7, 2_000_000));
+        f.extend(record_at(USER_PROCESS, "pts/5", "dave", "", 8, -1));
+        let s = sessions(&f);
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.user.as_str(), s.tty.as_str(), s.host.as_str(), s.secs, s.micros))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice", "tty2", "", 1_700_000_020, 5),
+                ("bob", "pts/3", "h", 1_700_000_050, 999_999),
+                ("carol", "pts/4", "", 7, 0),
+                ("dave", "pts/5", "", 8, 0),
+            ]
+        );
+    }
+
+    #[test]
     fn full_width_fields_and_partial_records() {
         let name = "u".repeat(32);
         let host = "h".repeat(256);
@@ -218,6 +270,8 @@ mod tests {
         );
         let p = dir.path().join("utmp");
         std::fs::write(&p, record(USER_PROCESS, "pts/0", "root", "h", 5)).unwrap();
-        assert_eq!(read(&p).unwrap(), Some(vec![user("root", "pts/0", "h", 5)]));
+        let s = read(&p).unwrap().unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].remote_user(), Some(user("root", "pts/0", "h", 5)));
     }
 }

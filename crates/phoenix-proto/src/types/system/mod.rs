@@ -1,7 +1,10 @@
-//! `sysinfo`: the guest's summary (kernel identity, uptime, load, memory, users, disks).
+//! The system family: Phoenix's `sysinfo`, the guest's summary (kernel identity,
+//! uptime, load, memory, users, disks), and qemu-ga's inventory commands ([`qga`]).
 //!
-//! Key names and units are those of the original agent's reply, which existing hosts
-//! decode: sizes in KiB, times in seconds, load averages as floats.
+//! `sysinfo`'s key names and units are those of the original agent's reply, which
+//! existing hosts decode: sizes in KiB, times in seconds, load averages as floats.
+
+pub mod qga;
 
 use serde::{Deserialize, Serialize};
 

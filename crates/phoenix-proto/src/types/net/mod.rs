@@ -4,8 +4,13 @@
 //!
 //! Addresses travel as text: `"ADDR/PREFIX"` for interface addresses and route
 //! destinations, plain addresses for gateways and sources, IPv4 or IPv6 alike.
+//!
+//! The qemu-ga dialect's `guest-network-get-interfaces` and `guest-network-get-route`
+//! are in [`qga`].
 
 use serde::{Deserialize, Serialize};
+
+pub mod qga;
 
 /// One interface of `get-netifaces`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
