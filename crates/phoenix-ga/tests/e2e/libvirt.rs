@@ -397,7 +397,6 @@ fn domfsinfo_shows_the_guest_filesystems() {
 /// every interface, with its MAC, as `ip addr` shows them in the guest; eth0's MAC is
 /// the one libvirt gave the domain's NIC.
 #[test]
-#[ignore = "waits for guest-network-get-interfaces (branch qga-net)"]
 fn domifaddr_from_the_agent_matches_the_guest() {
     let Some(g) = guest() else { return };
     let out = virsh_ok(&g, &["domifaddr", dom(&g), "--source", "agent"]);
@@ -468,7 +467,6 @@ impl Drop for Unstage<'_> {
 /// `virsh domtime` (guest-get-time) against the guest: its uname, an os-release and a
 /// utmp login written for the test, `date`, `hostname`.
 #[test]
-#[ignore = "waits for guest-get-osinfo, -users, -timezone, -host-name and -time (branch qga-system)"]
 fn guestinfo_domhostname_and_domtime_match_the_guest() {
     use base64::Engine as _;
     let Some(g) = guest() else { return };
@@ -595,7 +593,6 @@ fn guestinfo_shows_the_guest_filesystems_and_disks() {
 /// `virsh guestinfo --interface` (guest-network-get-interfaces): each interface with
 /// its MAC and addresses as the guest shows them.
 #[test]
-#[ignore = "waits for guest-network-get-interfaces (branch qga-net)"]
 fn guestinfo_shows_the_guest_interfaces() {
     let Some(g) = guest() else { return };
     let info = guestinfo(&g, &["--interface"]);
