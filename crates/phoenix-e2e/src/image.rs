@@ -162,6 +162,8 @@ pub struct Payload<'a> {
     pub ports: &'a [String],
     /// Extra programs, installed as /usr/bin/BASENAME.
     pub binaries: &'a [PathBuf],
+    /// A script /init runs before it starts the agent (/etc/phoenix-e2e.setup).
+    pub setup: Option<&'a str>,
 }
 
 /// Builds the initramfs (an uncompressed newc cpio) at `out`, staging files in `stage`.
@@ -203,6 +205,13 @@ pub fn initramfs(kernel: &Kernel, payload: &Payload<'_>, stage: &Path, out: &Pat
         ports.as_bytes(),
         0o644,
     )?;
+    if let Some(script) = payload.setup {
+        write(
+            &stage.join("etc/phoenix-e2e.setup"),
+            script.as_bytes(),
+            0o644,
+        )?;
+    }
     let args = payload.agent_args.join(" ");
     write(
         &stage.join("etc/phoenix-ga.args"),

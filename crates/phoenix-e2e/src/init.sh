@@ -42,8 +42,14 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default
     || echo "phoenix-e2e: eth0 setup failed" >/dev/ttyS0
 hostname phoenix-e2e
 
+# The test's own set-up (GuestOpts::setup), if any.
+if [ -f /etc/phoenix-e2e.setup ]; then
+    sh /etc/phoenix-e2e.setup </dev/null >/dev/ttyS0 2>&1 || echo "phoenix-e2e: set-up failed" >/dev/ttyS0
+fi
+
 # The agent, restarted whenever it exits; each exit status is appended to /run/ga.exits.
-# Touch /run/ga.norestart to stop restarting.
+# Touch /run/ga.norestart to stop restarting, /run/ga.hold to hold the restart while it
+# exists (so the host sees the port closed for as long as a test needs).
 (
     while :; do
         # shellcheck disable=SC2046
@@ -51,6 +57,7 @@ hostname phoenix-e2e
         echo $? >>/run/ga.exits
         [ -e /run/ga.norestart ] && break
         sleep 0.2
+        while [ -e /run/ga.hold ]; do sleep 0.05; done
     done
 ) &
 

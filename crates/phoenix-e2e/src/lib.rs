@@ -15,14 +15,19 @@
 //! # Ok::<(), phoenix_e2e::Error>(())
 //! ```
 //!
+//! The same guest runs under libvirt with [`Guest::boot_libvirt`]: a transient domain
+//! with libvirt's own agent channel (`org.qemu.guest_agent.0`), driven with [`virsh`].
+//!
 //! Environment: `PHOENIX_E2E=skip` makes [`skip`] true (tests return early; without it
 //! a missing QEMU or kernel fails the tests); `PHOENIX_E2E_CACHE` moves the cache;
 //! `PHOENIX_E2E_KERNEL_DEB` uses a local kernel .deb instead of `apt-get download`;
 //! `PHOENIX_E2E_KVM=1` or `0` forces KVM or TCG (default: see [`Guest::boot`]);
 //! `PHOENIX_E2E_QEMU` names the QEMU binary;
-//! `PHOENIX_E2E_AGENT` replaces the agent binary the tests name (e.g. a static build).
+//! `PHOENIX_E2E_AGENT` replaces the agent binary the tests name (e.g. a static build);
+//! `PHOENIX_E2E_LIBVIRT=skip` makes [`skip_libvirt`] true.
 
 mod image;
+mod libvirt;
 pub mod loopfs;
 mod qemu;
 mod shell;
@@ -36,6 +41,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use image::{cache_dir, kernel, Kernel};
+pub use libvirt::{channel_state, virsh, QGA_PORT, URI as LIBVIRT_URI};
 use phoenix_client::Report;
 pub use shell::ShOutput;
 
@@ -129,6 +135,20 @@ pub fn skip() -> bool {
     skip
 }
 
+/// True when the libvirt tests should return early: [`skip`], or
+/// `PHOENIX_E2E_LIBVIRT=skip` (for a machine without libvirtd). Otherwise they run,
+/// and fail when libvirtd is not running.
+pub fn skip_libvirt() -> bool {
+    if skip() {
+        return true;
+    }
+    let skip = std::env::var("PHOENIX_E2E_LIBVIRT").is_ok_and(|v| v == "skip");
+    if skip {
+        eprintln!("PHOENIX_E2E_LIBVIRT=skip: libvirt end-to-end test skipped");
+    }
+    skip
+}
+
 /// How to boot a guest.
 #[derive(Debug, Clone)]
 pub struct GuestOpts {
@@ -153,6 +173,9 @@ pub struct GuestOpts {
     /// More programs for the guest, installed as /usr/bin/BASENAME with their libraries
     /// (e.g. qemu-ga as a peer); not started.
     pub extra_binaries: Vec<PathBuf>,
+    /// A shell script the guest's /init runs (as root, busybox sh) just before it starts
+    /// the agent: e.g. a peer agent started on a port ours leaves alone.
+    pub setup: Option<String>,
     /// QEMU's `-cpu` model; `None`: QEMU's default (qemu64 under TCG: no SSSE3 or
     /// AVX2), unless `PHOENIX_E2E_CPU` names one (e.g. `max`).
     pub cpu: Option<String>,
@@ -173,6 +196,7 @@ impl GuestOpts {
             sh_timeout: Duration::from_secs(120),
             extra_ports: Vec::new(),
             extra_binaries: Vec::new(),
+            setup: None,
             cpu: std::env::var("PHOENIX_E2E_CPU")
                 .ok()
                 .filter(|c| !c.is_empty()),
@@ -180,9 +204,59 @@ impl GuestOpts {
     }
 }
 
-/// A running guest; QEMU is killed when it is dropped (and when the test process dies).
+/// What runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// QEMU, a child of the test process.
+    Qemu,
+    /// A transient libvirt domain.
+    Libvirt,
+}
+
+/// The running virtual machine.
+enum Vm {
+    Qemu(qemu::Qemu),
+    Libvirt(libvirt::Domain),
+}
+
+impl Vm {
+    fn alive(&self) -> bool {
+        match self {
+            Vm::Qemu(q) => q.alive(),
+            Vm::Libvirt(d) => d.alive(),
+        }
+    }
+
+    /// Kills QEMU (destroys the domain and removes its files) and waits until it is gone.
+    fn kill(&self) {
+        match self {
+            Vm::Qemu(q) => q.kill(),
+            Vm::Libvirt(d) => d.kill(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Vm::Qemu(q) => q.pid(),
+            Vm::Libvirt(d) => d.pid(),
+        }
+    }
+
+    /// Waits up to `timeout` for QEMU to exit; whether it did.
+    fn wait(&self, timeout: Duration) -> bool {
+        match self {
+            Vm::Qemu(q) => q.wait(timeout).is_some(),
+            Vm::Libvirt(d) => d.wait(timeout),
+        }
+    }
+}
+
+/// A running guest; QEMU is killed (the libvirt domain destroyed) when it is dropped,
+/// and when the test process dies.
 pub struct Guest {
-    qemu: qemu::Qemu,
+    vm: Vm,
+    /// QEMU's log: its stderr, or libvirt's log of the domain.
+    log: PathBuf,
     shell: Mutex<shell::Shell>,
     dir: tempfile::TempDir,
     opts: GuestOpts,
@@ -196,6 +270,7 @@ impl std::fmt::Debug for Guest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guest")
             .field("dir", &self.dir.path())
+            .field("domain", &self.domain())
             .field("boot_time", &self.boot_time)
             .field("kvm", &self.kvm)
             .finish_non_exhaustive()
@@ -217,28 +292,45 @@ impl Guest {
     /// kernel). A KVM boot that fails falls back to TCG once. `PHOENIX_E2E_KVM=1` forces
     /// KVM (no fallback), `PHOENIX_E2E_KVM=0` forces TCG.
     pub fn boot(opts: GuestOpts) -> Result<Guest> {
+        Self::boot_on(opts, Backend::Qemu)
+    }
+
+    /// Boots the same guest as a transient libvirt domain (`virsh create` on
+    /// `qemu:///system`, `<domain type='qemu'>`, or `'kvm'` as [`Guest::boot`] decides)
+    /// with direct kernel boot, the scratch disk, user networking (not restricted:
+    /// libvirt cannot say `restrict=on`), the ports of [`Guest::boot`] on sockets in the
+    /// guest's folder, and libvirt's own agent channel [`QGA_PORT`], whose socket libvirt
+    /// chooses and holds. Returns when the shell and the agent answer, libvirt shows the
+    /// agent channel `connected` and relays a `guest-ping`. Drive it with
+    /// [`Guest::virsh`]; dropping it destroys the domain and removes its files (a
+    /// watchdog does when the test process dies).
+    ///
+    /// Needs libvirtd and virtlogd running (`scripts/test` starts them, docs/e2e.md).
+    pub fn boot_libvirt(opts: GuestOpts) -> Result<Guest> {
+        Self::boot_on(opts, Backend::Libvirt)
+    }
+
+    fn boot_on(opts: GuestOpts, backend: Backend) -> Result<Guest> {
         match std::env::var("PHOENIX_E2E_KVM").as_deref() {
-            Ok("1") => Self::boot_with(opts, true),
-            Ok("0") => Self::boot_with(opts, false),
+            Ok("1") => Self::boot_with(opts, true, backend),
+            Ok("0") => Self::boot_with(opts, false, backend),
             _ if kvm_looks_real() => {
                 let mut quick = opts.clone();
                 quick.boot_timeout = opts.boot_timeout.min(Duration::from_secs(30));
-                Self::boot_with(quick, true).or_else(|e| {
+                Self::boot_with(quick, true, backend).or_else(|e| {
                     eprintln!(
                         "phoenix-e2e: booting under KVM failed, using TCG: {}",
                         Report(&e)
                     );
-                    Self::boot_with(opts, false)
+                    Self::boot_with(opts, false, backend)
                 })
             }
-            _ => Self::boot_with(opts, false),
+            _ => Self::boot_with(opts, false, backend),
         }
     }
 
-    fn boot_with(opts: GuestOpts, kvm: bool) -> Result<Guest> {
+    fn boot_with(opts: GuestOpts, kvm: bool, backend: Backend) -> Result<Guest> {
         let started = Instant::now();
-        let qemu_bin =
-            std::env::var("PHOENIX_E2E_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
         if !opts.agent.is_file() {
             return Err(Error::msg(format!(
                 "agent binary {} not found",
@@ -251,13 +343,20 @@ impl Guest {
             .tempdir()
             .map_err(|e| Error::io("create the guest's temporary directory", e))?;
         let initrd = dir.path().join("initrd.cpio");
+        // Under libvirt /init also waits for libvirt's agent port, so that the agent
+        // finds it when it starts.
+        let mut ports = opts.extra_ports.clone();
+        if backend == Backend::Libvirt && !ports.iter().any(|p| p == QGA_PORT) {
+            ports.push(QGA_PORT.to_string());
+        }
         image::initramfs(
             &kernel,
             &image::Payload {
                 agent: &opts.agent,
                 agent_args: &opts.agent_args,
-                ports: &opts.extra_ports,
+                ports: &ports,
                 binaries: &opts.extra_binaries,
+                setup: opts.setup.as_deref(),
             },
             &dir.path().join("stage"),
             &initrd,
@@ -266,75 +365,10 @@ impl Guest {
         let disk = dir.path().join("scratch.img");
         image::scratch_disk(&disk, opts.scratch_mib)?;
 
-        let p = |name: &str| dir.path().join(name).display().to_string();
-        let mut cmd = Command::new(&qemu_bin);
-        cmd.args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-            // Thread names ("CPU 0/TCG", ...) in /proc, for CPU accounting.
-            "-name",
-            "phoenix-e2e,debug-threads=on",
-        ])
-        .args(["-accel", if kvm { "kvm" } else { "tcg" }])
-        .args(opts.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]))
-        .args([
-            "-m",
-            &opts.memory_mib.to_string(),
-            "-smp",
-            &opts.cpus.to_string(),
-        ])
-        .arg("-kernel")
-        .arg(&kernel.vmlinuz)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
-        .args(["-serial", &format!("file:{}", p("console.log"))])
-        .args(["-device", "virtio-serial-pci"])
-        .args([
-            "-chardev",
-            &format!("socket,id=ga0,path={},server=on,wait=off", p("ga.sock")),
-        ])
-        .args([
-            "-device",
-            &format!("virtserialport,chardev=ga0,name={AGENT_PORT}"),
-        ])
-        .args([
-            "-chardev",
-            &format!("socket,id=sh0,path={},server=on,wait=off", p("shell.sock")),
-        ])
-        .args([
-            "-device",
-            &format!("virtserialport,chardev=sh0,name={SHELL_PORT}"),
-        ])
-        .args(opts.extra_ports.iter().enumerate().flat_map(|(i, name)| {
-            let sock = dir.path().join(port_file(name));
-            [
-                "-chardev".to_string(),
-                format!("socket,id=xp{i},path={},server=on,wait=off", sock.display()),
-                "-device".to_string(),
-                format!("virtserialport,chardev=xp{i},name={name}"),
-            ]
-        }))
-        .args([
-            "-drive",
-            &format!("file={},format=raw,if=virtio", disk.display()),
-        ])
-        .args(["-nic", "user,model=virtio-net-pci,restrict=on"]);
-        let log_path = dir.path().join("qemu.log");
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| Error::io(format!("create {}", log_path.display()), e))?;
-        let qemu = qemu::Qemu::spawn(cmd, log).map_err(|e| {
-            Error::io(
-                format!("start {qemu_bin} (scripts/test --deps-only installs it)"),
-                e,
-            )
-        })?;
+        let (vm, log_path) = match backend {
+            Backend::Qemu => spawn_qemu(&opts, kvm, &kernel, dir.path())?,
+            Backend::Libvirt => create_domain(&opts, kvm, &kernel, dir.path(), &ports)?,
+        };
 
         // The chardev sockets exist once QEMU has parsed its options.
         let shell_sock = dir.path().join("shell.sock");
@@ -342,7 +376,7 @@ impl Guest {
         let shell = loop {
             match shell::Shell::connect(&shell_sock) {
                 Ok(s) => break s,
-                Err(e) if !qemu.alive() || Instant::now() >= deadline => {
+                Err(e) if !vm.alive() || Instant::now() >= deadline => {
                     eprintln!("phoenix-e2e: QEMU's log:\n{}", tail(&log_path));
                     return Err(Error::step(
                         "QEMU did not open the shell channel's socket",
@@ -353,7 +387,8 @@ impl Guest {
             }
         };
         let mut guest = Guest {
-            qemu,
+            vm,
+            log: log_path,
             shell: Mutex::new(shell),
             dir,
             opts,
@@ -388,6 +423,15 @@ impl Guest {
                 what: "agent did not answer".into(),
                 source,
             });
+        }
+        if let Vm::Libvirt(domain) = &guest.vm {
+            if let Err(e) = wait_agent(domain, deadline) {
+                eprintln!(
+                    "phoenix-e2e: libvirt did not see the agent\n{}",
+                    guest.diagnostics()
+                );
+                return Err(e);
+            }
         }
         guest.boot_time = started.elapsed();
         Ok(guest)
@@ -449,7 +493,7 @@ impl Guest {
     /// Runs a script, waiting at most `timeout`.
     pub fn try_run(&self, script: &str, timeout: Duration) -> Result<ShOutput> {
         let mut shell = self.shell.lock().unwrap_or_else(|p| p.into_inner());
-        shell.run(script, timeout, &|| self.qemu.alive())
+        shell.run(script, timeout, &|| self.vm.alive())
     }
 
     /// Starts a script in the background and returns at once, so a test can watch
@@ -552,7 +596,43 @@ impl Guest {
 
     /// QEMU's process id on the host.
     pub fn qemu_pid(&self) -> u32 {
-        self.qemu.pid()
+        self.vm.pid()
+    }
+
+    /// The libvirt domain's name, for a guest of [`Guest::boot_libvirt`].
+    pub fn domain(&self) -> Option<&str> {
+        match &self.vm {
+            Vm::Libvirt(d) => Some(d.name()),
+            Vm::Qemu(_) => None,
+        }
+    }
+
+    /// Runs `virsh -c qemu:///system ARGS`; what it printed and its status. Panics
+    /// (with the guest's diagnostics) when virsh cannot be run.
+    pub fn virsh(&self, args: &[&str]) -> ShOutput {
+        virsh(args)
+            .unwrap_or_else(|e| panic!("virsh {args:?}: {}\n{}", Report(&e), self.diagnostics()))
+    }
+
+    /// Waits up to `timeout` until libvirt shows its agent channel connected and relays
+    /// a `guest-ping` to the agent (after the agent restarted, say). Fails at once for a
+    /// QEMU guest.
+    pub fn wait_libvirt_agent(&self, timeout: Duration) -> Result<()> {
+        match &self.vm {
+            Vm::Libvirt(d) => wait_agent(d, Instant::now() + timeout),
+            Vm::Qemu(_) => Err(Error::msg("not a libvirt guest")),
+        }
+    }
+
+    /// The state libvirt shows on the channel of `port` (`connected`, `disconnected`)
+    /// in `virsh dumpxml`; `None` when the channel shows none, or for a QEMU guest.
+    pub fn channel_state(&self, port: &str) -> Option<String> {
+        match &self.vm {
+            Vm::Libvirt(d) => d
+                .channel_state(port)
+                .unwrap_or_else(|e| panic!("{}\n{}", Report(&e), self.diagnostics())),
+            Vm::Qemu(_) => None,
+        }
     }
 
     /// Powers the guest off cleanly (thaws and unmounts the scratch disk first) and
@@ -565,9 +645,9 @@ impl Guest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(&script)?;
-        match self.qemu.wait(Duration::from_secs(30)) {
-            Some(_) => Ok(()),
-            None => {
+        match self.vm.wait(Duration::from_secs(30)) {
+            true => Ok(()),
+            false => {
                 eprintln!(
                     "phoenix-e2e: the guest did not power off\n{}",
                     self.diagnostics()
@@ -580,10 +660,167 @@ impl Guest {
     /// The last lines of QEMU's log and the guest console, for failure messages.
     pub fn diagnostics(&self) -> String {
         format!(
-            "--- qemu log ---\n{}--- guest console ---\n{}",
-            tail(&self.dir.path().join("qemu.log")),
+            "--- qemu log ({}) ---\n{}--- guest console ---\n{}",
+            self.log.display(),
+            tail(&self.log),
             tail(&self.dir.path().join("console.log"))
         )
+    }
+}
+
+/// The guest's kernel command line.
+const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
+
+/// Starts QEMU for the files in `dir`; the process and its log.
+fn spawn_qemu(opts: &GuestOpts, kvm: bool, kernel: &Kernel, dir: &Path) -> Result<(Vm, PathBuf)> {
+    let qemu_bin =
+        std::env::var("PHOENIX_E2E_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+    let initrd = dir.join("initrd.cpio");
+    let disk = dir.join("scratch.img");
+    let p = |name: &str| dir.join(name).display().to_string();
+    let mut cmd = Command::new(&qemu_bin);
+    cmd.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        // Thread names ("CPU 0/TCG", ...) in /proc, for CPU accounting.
+        "-name",
+        "phoenix-e2e,debug-threads=on",
+    ])
+    .args(["-accel", if kvm { "kvm" } else { "tcg" }])
+    .args(opts.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]))
+    .args([
+        "-m",
+        &opts.memory_mib.to_string(),
+        "-smp",
+        &opts.cpus.to_string(),
+    ])
+    .arg("-kernel")
+    .arg(&kernel.vmlinuz)
+    .arg("-initrd")
+    .arg(&initrd)
+    .args(["-append", CMDLINE])
+    .args(["-serial", &format!("file:{}", p("console.log"))])
+    .args(["-device", "virtio-serial-pci"])
+    .args([
+        "-chardev",
+        &format!("socket,id=ga0,path={},server=on,wait=off", p("ga.sock")),
+    ])
+    .args([
+        "-device",
+        &format!("virtserialport,chardev=ga0,name={AGENT_PORT}"),
+    ])
+    .args([
+        "-chardev",
+        &format!("socket,id=sh0,path={},server=on,wait=off", p("shell.sock")),
+    ])
+    .args([
+        "-device",
+        &format!("virtserialport,chardev=sh0,name={SHELL_PORT}"),
+    ])
+    .args(opts.extra_ports.iter().enumerate().flat_map(|(i, name)| {
+        let sock = dir.join(port_file(name));
+        [
+            "-chardev".to_string(),
+            format!("socket,id=xp{i},path={},server=on,wait=off", sock.display()),
+            "-device".to_string(),
+            format!("virtserialport,chardev=xp{i},name={name}"),
+        ]
+    }))
+    .args([
+        "-drive",
+        &format!("file={},format=raw,if=virtio", disk.display()),
+    ])
+    .args(["-nic", "user,model=virtio-net-pci,restrict=on"]);
+    let log_path = dir.join("qemu.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(format!("create {}", log_path.display()), e))?;
+    let qemu = qemu::Qemu::spawn(cmd, log).map_err(|e| {
+        Error::io(
+            format!("start {qemu_bin} (scripts/test --deps-only installs it)"),
+            e,
+        )
+    })?;
+
+    Ok((Vm::Qemu(qemu), log_path))
+}
+
+/// Creates the libvirt domain for the files in `dir` (made readable to libvirt's QEMU
+/// user); the domain and libvirt's log of it.
+fn create_domain(
+    opts: &GuestOpts,
+    kvm: bool,
+    kernel: &Kernel,
+    dir: &Path,
+    ports: &[String],
+) -> Result<(Vm, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // libvirt runs QEMU as libvirt-qemu and hands it these files: the folder (0700 from
+    // mktemp) must be searchable. The kernel is copied so that libvirt's chown for the
+    // run never touches the shared cache.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(format!("chmod {}", dir.display()), e))?;
+    let vmlinuz = dir.join("vmlinuz");
+    std::fs::copy(&kernel.vmlinuz, &vmlinuz)
+        .map_err(|e| Error::io(format!("copy {}", kernel.vmlinuz.display()), e))?;
+    let mut channels = vec![
+        (AGENT_PORT.to_string(), Some(dir.join("ga.sock"))),
+        (SHELL_PORT.to_string(), Some(dir.join("shell.sock"))),
+    ];
+    for name in ports {
+        let socket = (name != QGA_PORT).then(|| dir.join(port_file(name)));
+        channels.push((name.clone(), socket));
+    }
+    let name = libvirt::unique_name();
+    let emulator = std::env::var("PHOENIX_E2E_QEMU").ok();
+    let xml = libvirt::domain_xml(&libvirt::Spec {
+        name: &name,
+        kvm,
+        memory_mib: opts.memory_mib,
+        cpus: opts.cpus,
+        cpu: opts.cpu.as_deref(),
+        emulator: emulator.as_deref(),
+        kernel: &vmlinuz,
+        initrd: &dir.join("initrd.cpio"),
+        cmdline: CMDLINE,
+        disk: &dir.join("scratch.img"),
+        console: &dir.join("console.log"),
+        channels: &channels,
+    });
+    let domain = libvirt::Domain::create(&name, &xml, dir)?;
+    Ok((Vm::Libvirt(domain), libvirt::log_path(&name)))
+}
+
+/// Waits until libvirt shows the agent channel connected and relays a `guest-ping`
+/// (libvirt refuses agent commands before the guest opened the port, and connects to
+/// the agent just after it shows the channel connected).
+fn wait_agent(domain: &libvirt::Domain, deadline: Instant) -> Result<()> {
+    let ping = r#"{"execute":"guest-ping"}"#;
+    loop {
+        let state = domain.channel_state(QGA_PORT)?;
+        let last = if state.as_deref() == Some("connected") {
+            let out = virsh(&["qemu-agent-command", domain.name(), ping])?;
+            if out.status == 0 {
+                return Ok(());
+            }
+            out.stderr.trim().to_string()
+        } else {
+            format!(
+                "the channel is {}",
+                state.as_deref().unwrap_or("without a state")
+            )
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::msg(format!(
+                "libvirt does not reach the agent on {QGA_PORT}: {last}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -625,19 +862,37 @@ fn tail(path: &Path) -> String {
     out
 }
 
-static SHARED: OnceLock<std::result::Result<Mutex<Guest>, String>> = OnceLock::new();
+type SharedCell = OnceLock<std::result::Result<Mutex<Guest>, String>>;
+
+/// The shared guests: QEMU's ([`shared`]) and libvirt's ([`shared_libvirt`]).
+static SHARED: [SharedCell; 2] = [OnceLock::new(), OnceLock::new()];
 
 /// One guest per test binary, shared by its tests: booted on first use with `opts`,
 /// then handed out one test at a time (the guard serialises tests). It is killed and
 /// its files removed when the test process exits.
 pub fn shared(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
-    let guest = SHARED.get_or_init(|| {
-        let booted = Guest::boot(opts())
-            .map(Mutex::new)
-            .map_err(|e| Report(&e).to_string());
+    shared_in(&SHARED[0], || Guest::boot(opts()))
+}
+
+/// One libvirt guest ([`Guest::boot_libvirt`]) per test binary, shared by its tests as
+/// [`shared`] shares its QEMU guest (the two are distinct guests). Its domain is
+/// destroyed and its files removed when the test process exits.
+pub fn shared_libvirt(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
+    shared_in(&SHARED[1], || Guest::boot_libvirt(opts()))
+}
+
+fn shared_in(
+    cell: &'static SharedCell,
+    boot: impl FnOnce() -> Result<Guest>,
+) -> MutexGuard<'static, Guest> {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    let guest = cell.get_or_init(|| {
+        let booted = boot().map(Mutex::new).map_err(|e| Report(&e).to_string());
         if booted.is_ok() {
-            // SAFETY: registers a plain extern "C" function with no arguments.
-            unsafe { libc::atexit(kill_shared) };
+            AT_EXIT.call_once(|| {
+                // SAFETY: registers a plain extern "C" function with no arguments.
+                unsafe { libc::atexit(kill_shared) };
+            });
         }
         booted
     });
@@ -647,23 +902,26 @@ pub fn shared(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
     }
 }
 
-/// At process exit: kill the shared guest's QEMU and remove its files (statics are
+/// At process exit: kill the shared guests' QEMU and remove their files (statics are
 /// never dropped).
 extern "C" fn kill_shared() {
-    if let Some(Ok(m)) = SHARED.get() {
-        let guard = match m.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return, // PDEATHSIG still kills QEMU
-        };
-        guard.qemu.kill();
-        let _ = std::fs::remove_dir_all(guard.dir.path());
+    for cell in &SHARED {
+        if let Some(Ok(m)) = cell.get() {
+            let guard = match m.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                // PDEATHSIG still kills QEMU; the watchdog destroys a domain.
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            };
+            guard.vm.kill();
+            let _ = std::fs::remove_dir_all(guard.dir.path());
+        }
     }
 }
 
 impl Drop for Guest {
     fn drop(&mut self) {
-        self.qemu.kill();
+        self.vm.kill();
     }
 }
 

@@ -10,6 +10,7 @@
 mod core;
 mod files;
 mod freeze;
+mod libvirt;
 mod network;
 mod qga;
 mod sysinfo;
