@@ -330,7 +330,6 @@ fn scratch_is_frozen(g: &Guest) -> bool {
 /// mount points (guest-fsfreeze-freeze) freezes every filesystem on a disk, which in
 /// this guest is that one.
 #[test]
-#[ignore = "waits for guest-fsfreeze-freeze, -freeze-list, -thaw and -status (branch qga-files)"]
 fn domfsfreeze_blocks_a_writer_until_domfsthaw() {
     let Some(g) = guest() else { return };
     let file = format!("{SCRATCH}/libvirt-freeze-probe");
