@@ -13,7 +13,7 @@ pub(crate) mod disks;
 mod kernel;
 pub(crate) mod logind;
 mod phoenix;
-mod statfs;
+pub(crate) mod statfs;
 pub(crate) mod utmp;
 
 use std::path::{Path, PathBuf};
