@@ -36,8 +36,9 @@ const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-ga");
 /// Builds the jail: `sh -c JAIL_SH sh ROOT BINARY... -- KIND:ARG:AT...`, run by
 /// `unshare -m --propagation private`. Mount kinds: `dev` (a block device), `devro`
 /// (read-only), `tmpfs`, `bind` (a path of the jail), `hostbind` (a path of the host,
-/// read-only). It prints `ready PID` and sleeps; killing it ends the namespace and
-/// every mount in it.
+/// read-only). `FAKE_SYS` and `FAKE_UDEV` in the environment name directories copied
+/// to the jail's /sys and /run/udev instead of the real ones. It prints `ready PID`
+/// and sleeps; killing it ends the namespace and every mount in it.
 const JAIL_SH: &str = r#"
 set -eu
 J=$1; shift
@@ -53,9 +54,13 @@ while [ "$1" != -- ]; do copy "$1"; shift; done
 shift
 copy "$(command -v umount)"
 mount -t proc proc "$J/proc"
-mount -t sysfs sysfs "$J/sys"
+if [ -n "${FAKE_SYS:-}" ]; then cp -a "$FAKE_SYS/." "$J/sys/"; else mount -t sysfs sysfs "$J/sys"; fi
 mount -t devtmpfs devtmpfs "$J/dev"
-if [ -d /run/udev ]; then mkdir -p "$J/run/udev"; mount --bind /run/udev "$J/run/udev"; fi
+if [ -n "${FAKE_UDEV:-}" ]; then
+  mkdir -p "$J/run/udev"; cp -a "$FAKE_UDEV/." "$J/run/udev/"
+elif [ -d /run/udev ]; then
+  mkdir -p "$J/run/udev"; mount --bind /run/udev "$J/run/udev"
+fi
 for spec in "$@"; do
   kind=${spec%%:*}; rest=${spec#*:}; arg=${rest%%:*}; at=$J${rest#*:}
   mkdir -p "$at"
@@ -78,7 +83,7 @@ exec /bin/sleep infinity
 #[derive(Debug, Clone)]
 enum Mnt {
     /// A block device at a path.
-    Dev(String, &'static str),
+    Dev(String, String),
     /// A block device, read-only.
     DevRo(String, &'static str),
     /// A tmpfs.
@@ -120,12 +125,18 @@ struct Jail {
 
 impl Jail {
     fn new(mounts: &[Mnt]) -> Self {
+        Self::with_env(mounts, &[])
+    }
+
+    /// A jail built with `env` (`FAKE_SYS`, `FAKE_UDEV`).
+    fn with_env(mounts: &[Mnt], env: &[(&str, &Path)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut holder = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", JAIL_SH, "sh"])
             .arg(dir.path())
             .args([QEMU_GA, AGENT, "/bin/sleep", "--"])
             .args(mounts.iter().map(Mnt::spec))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -438,10 +449,10 @@ fn fsinfo_lists_the_block_device_mounts_as_findmnt_and_df_show_them() {
     let disk = Loop::partitioned();
     let ro = Loop::ext4_read_only();
     let mut jail = Jail::new(&[
-        Mnt::Dev(a.dev.clone(), "/mnt/a"),
+        Mnt::Dev(a.dev.clone(), "/mnt/a".into()),
         Mnt::Bind("/mnt/a", "/mnt/a-again"),
         Mnt::Tmpfs("/mnt/t"),
-        Mnt::Dev(disk.part(1), "/mnt/p1"),
+        Mnt::Dev(disk.part(1), "/mnt/p1".into()),
         Mnt::DevRo(ro.dev.clone(), "/mnt/ro"),
     ]);
     let mut c = jail.ours("/s/ours");
@@ -494,10 +505,10 @@ fn fsinfo_matches_qemu_ga_in_the_same_jail() {
     let a = Loop::ext4();
     let disk = Loop::partitioned();
     let mut jail = Jail::new(&[
-        Mnt::Dev(a.dev.clone(), "/mnt/a"),
+        Mnt::Dev(a.dev.clone(), "/mnt/a".into()),
         Mnt::Bind("/mnt/a", "/mnt/a-again"),
         Mnt::Tmpfs("/mnt/t"),
-        Mnt::Dev(disk.part(1), "/mnt/with space"),
+        Mnt::Dev(disk.part(1), "/mnt/with space".into()),
     ]);
     let mut theirs = jail.qemu_ga();
     let mut ours = jail.ours("/s/ours");
@@ -522,10 +533,10 @@ fn trim_round(who: fn(&mut Jail) -> RawConn) -> Round {
     let a = Loop::ext4();
     let ro = Loop::ext4_read_only();
     let mut jail = Jail::new(&[
-        Mnt::Dev(a.dev.clone(), "/mnt/a"),
+        Mnt::Dev(a.dev.clone(), "/mnt/a".into()),
         Mnt::Bind("/mnt/a", "/mnt/a-again"),
         Mnt::Tmpfs("/mnt/t"),
-        Mnt::Dev(ro.dev.clone(), "/mnt/ro"),
+        Mnt::Dev(ro.dev.clone(), "/mnt/ro".into()),
     ]);
     let mut c = who(&mut jail);
     let before = discarded_sectors(a.name());
@@ -577,7 +588,7 @@ fn fstrim_trims_own_mounts_as_qemu_ga_does() {
 fn disks_match_sysfs_lsblk_and_qemu_ga() {
     let a = Loop::ext4();
     let disk = Loop::partitioned();
-    let mut jail = Jail::new(&[Mnt::Dev(disk.part(1), "/mnt/p1")]);
+    let mut jail = Jail::new(&[Mnt::Dev(disk.part(1), "/mnt/p1".into())]);
     let mut theirs = jail.qemu_ga();
     let mut ours = jail.ours("/s/ours");
     let want = list(&mut theirs, "guest-get-disks");
@@ -787,7 +798,7 @@ fn diskstats_match_proc_and_qemu_ga() {
 #[test]
 fn listings_answer_while_frozen_and_the_trim_does_not() {
     let a = Loop::ext4();
-    let mut jail = Jail::new(&[Mnt::Dev(a.dev.clone(), "/mnt/a")]);
+    let mut jail = Jail::new(&[Mnt::Dev(a.dev.clone(), "/mnt/a".into())]);
     // Our agent finds the marker of a freeze (of a path that is not there, so that
     // nothing is frozen in fact): it starts frozen.
     std::fs::create_dir_all(jail.path("/s/ours")).unwrap();
@@ -839,7 +850,7 @@ fn bad_arguments_are_refused_as_qemu_ga_refuses_them() {
     // In a jail, so that a request qemu-ga took after all could trim nothing but the
     // test's own filesystem.
     let a = Loop::ext4();
-    let mut jail = Jail::new(&[Mnt::Dev(a.dev.clone(), "/mnt/a")]);
+    let mut jail = Jail::new(&[Mnt::Dev(a.dev.clone(), "/mnt/a".into())]);
     jail.check_trim().unwrap();
     let mut theirs = jail.qemu_ga();
     let mut ours = jail.ours("/s/ours");
@@ -865,4 +876,315 @@ fn bad_arguments_are_refused_as_qemu_ga_refuses_them() {
         theirs_reply["return"]["paths"],
         json!([{"path": "/mnt/a", "error": "failed to trim: Invalid argument"}])
     );
+}
+
+/// A sysfs tree laid out as the kernel lays it out, with relative links (it is copied
+/// into a jail), and udev's database beside it.
+struct FakeSys {
+    dir: tempfile::TempDir,
+}
+
+impl FakeSys {
+    fn new() -> Self {
+        let f = FakeSys {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for d in ["sys/block", "sys/dev/block", "sys/class/block", "udev/data"] {
+            std::fs::create_dir_all(f.dir.path().join(d)).unwrap();
+        }
+        f
+    }
+
+    fn sys(&self) -> PathBuf {
+        self.dir.path().join("sys")
+    }
+
+    fn udev(&self) -> PathBuf {
+        self.dir.path().join("udev")
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let path = self.sys().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// A symlink at `at` to `to` (both under the root), relative as sysfs's are.
+    fn link(&self, at: &str, to: &str) {
+        let depth = at.matches('/').count();
+        let target = format!("{}{to}", "../".repeat(depth));
+        let at = self.sys().join(at);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, at).unwrap();
+    }
+
+    /// A block device at `devpath` with numbers `numbers`; `/sys/dev/block/ALIAS`
+    /// links to it (the numbers of the loop device mounted in its stead, if any).
+    fn device(&self, devpath: &str, numbers: &str, devtype: &str, alias: Option<&str>) {
+        let name = devpath.rsplit('/').next().unwrap();
+        let (major, minor) = numbers.split_once(':').unwrap();
+        self.write(&format!("{devpath}/dev"), &format!("{numbers}\n"));
+        self.write(&format!("{devpath}/size"), "2048\n");
+        self.write(
+            &format!("{devpath}/uevent"),
+            &format!("MAJOR={major}\nMINOR={minor}\nDEVNAME={name}\nDEVTYPE={devtype}\n"),
+        );
+        std::fs::create_dir_all(self.sys().join(devpath).join("slaves")).unwrap();
+        std::fs::create_dir_all(self.sys().join(devpath).join("holders")).unwrap();
+        self.link(&format!("{devpath}/subsystem"), "class/block");
+        self.link(&format!("dev/block/{}", alias.unwrap_or(numbers)), devpath);
+    }
+
+    fn disk(&self, devpath: &str, numbers: &str, alias: Option<&str>) {
+        self.device(devpath, numbers, "disk", alias);
+        let name = devpath.rsplit('/').next().unwrap();
+        self.link(&format!("block/{name}"), devpath);
+    }
+
+    fn part(&self, disk: &str, name: &str, numbers: &str, alias: Option<&str>) {
+        let devpath = format!("{disk}/{name}");
+        self.device(&devpath, numbers, "partition", alias);
+        self.write(&format!("{devpath}/partition"), "1\n");
+    }
+
+    fn driver(&self, pci: &str, driver: &str) {
+        self.write(&format!("bus/pci/drivers/{driver}/bind"), "");
+        self.link(
+            &format!("{pci}/driver"),
+            &format!("bus/pci/drivers/{driver}"),
+        );
+    }
+
+    fn slave(&self, holder: &str, slave: &str) {
+        let name = slave.rsplit('/').next().unwrap();
+        self.link(&format!("{holder}/slaves/{name}"), slave);
+    }
+
+    /// udev's entry for device `numbers`: `ID_SERIAL` if given.
+    fn udev_entry(&self, numbers: &str, serial: Option<&str>) {
+        let mut text = String::from("E:ID_BUS=test\n");
+        if let Some(s) = serial {
+            text.push_str(&format!("E:ID_SERIAL={s}\n"));
+        }
+        std::fs::write(self.udev().join(format!("data/b{numbers}")), text).unwrap();
+    }
+}
+
+#[test]
+fn addresses_on_every_bus_as_qemu_ga_reads_the_same_sysfs() {
+    // One small filesystem per device of interest; in the jail, sysfs is a fake one in
+    // which each loop device's numbers lead to a disk on another bus, so that both
+    // agents' fsinfo walk the same paths qemu-ga's code was written for.
+    const PCI: &str = "devices/pci0000:00";
+    let vda = format!("{PCI}/0000:00:02.0/virtio1/block/vda");
+    let scsi_lun1 = format!("{PCI}/0000:00:05.0/virtio2/host2/target2:0:0/2:0:0:1/block/sda");
+    let scsi_t3 = format!("{PCI}/0000:00:05.0/virtio2/host2/target2:0:3/2:0:3:0/block/sdf");
+    let sata = format!("{PCI}/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0/block/sdb");
+    let ide = format!("{PCI}/0000:00:01.1/ata2/host1/target1:0:1/1:0:1:0/block/sdc");
+    let nvme = format!("{PCI}/0000:00:04.0/nvme/nvme0/nvme0n1");
+    let usb = format!("{PCI}/0000:00:0d.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdd");
+    let bridged = format!("{PCI}/0000:00:1c.0/0000:01:00.0/virtio3/block/vdb");
+    let lsi = format!("{PCI}/0000:00:07.0/host0/target0:0:2/0:0:2:0/block/sde");
+    let raid_card = format!("{PCI}/0000:00:08.0/host1/target1:0:0/1:0:0:0/block/sdg");
+    let ccw = "devices/css0/0.0.0000/0.0.0002/virtio0/block/vde".to_string();
+    let mmio = "devices/platform/a003e00.virtio_mmio/virtio5/block/vdf".to_string();
+    let dm0 = "devices/virtual/block/dm-0".to_string();
+    let dm1 = "devices/virtual/block/dm-1".to_string();
+    let md0 = "devices/virtual/block/md0".to_string();
+
+    // What each mount stands for: (the device, its own numbers, a partition of it).
+    let targets: Vec<(&str, String)> = vec![
+        ("vda1", format!("{vda}/vda1")),
+        ("sda", scsi_lun1.clone()),
+        ("sdf", scsi_t3.clone()),
+        ("sdb1", format!("{sata}/sdb1")),
+        ("sdc", ide.clone()),
+        ("nvme0n1p1", format!("{nvme}/nvme0n1p1")),
+        ("sdd", usb.clone()),
+        ("vdb", bridged.clone()),
+        ("sde", lsi.clone()),
+        ("sdg", raid_card.clone()),
+        ("dm-1", dm1.clone()),
+        ("md0", md0.clone()),
+        ("vde", ccw.clone()),
+        ("vdf", mmio.clone()),
+    ];
+    let loops: Vec<Loop> = targets
+        .iter()
+        .map(|_| {
+            let (dir, img) = Loop::image(2);
+            mkfs(&img);
+            let dev = must("losetup", &["-f", "--show", &img]);
+            Loop { dev, dir }
+        })
+        .collect();
+    let numbers = |l: &Loop| must("cat", &[&format!("/sys/block/{}/dev", l.name())]);
+    let alias_of = |name: &str| -> Option<String> {
+        targets
+            .iter()
+            .position(|(n, _)| *n == name)
+            .map(|i| numbers(&loops[i]))
+    };
+
+    let f = FakeSys::new();
+    for (pci, driver) in [
+        ("0000:00:02.0", "virtio-pci"),
+        ("0000:00:05.0", "virtio-pci"),
+        ("0000:00:1f.2", "ahci"),
+        ("0000:00:01.1", "ata_piix"),
+        ("0000:00:04.0", "nvme"),
+        ("0000:00:0d.0", "xhci_hcd"),
+        ("0000:00:1c.0", "pcieport"),
+        ("0000:00:1c.0/0000:01:00.0", "virtio-pci"),
+        ("0000:00:07.0", "sym53c8xx"),
+        ("0000:00:08.0", "megaraid_sas"),
+    ] {
+        f.driver(&format!("{PCI}/{pci}"), driver);
+    }
+    for n in 1..=6 {
+        std::fs::create_dir_all(f.sys().join(format!("{PCI}/0000:00:1f.2/ata{n}"))).unwrap();
+    }
+    std::fs::create_dir_all(f.sys().join(format!("{PCI}/0000:00:01.1/ata1"))).unwrap();
+    let a = |n: &str| alias_of(n);
+    f.disk(&vda, "254:0", None);
+    f.write(&format!("{vda}/serial"), "not-udevs\n");
+    f.part(&vda, "vda1", "254:1", a("vda1").as_deref());
+    f.part(&vda, "vda2", "254:2", None);
+    f.disk(&scsi_lun1, "8:0", a("sda").as_deref());
+    f.disk(&scsi_t3, "8:80", a("sdf").as_deref());
+    f.disk(&sata, "8:16", None);
+    f.part(&sata, "sdb1", "8:17", a("sdb1").as_deref());
+    f.disk(&ide, "8:32", a("sdc").as_deref());
+    f.disk(&nvme, "259:0", None);
+    f.part(&nvme, "nvme0n1p1", "259:1", a("nvme0n1p1").as_deref());
+    f.disk(&usb, "8:48", a("sdd").as_deref());
+    f.disk(&bridged, "254:16", a("vdb").as_deref());
+    f.disk(&lsi, "8:64", a("sde").as_deref());
+    f.disk(&raid_card, "8:96", a("sdg").as_deref());
+    f.disk(&ccw, "254:32", a("vde").as_deref());
+    f.disk(&mmio, "254:48", a("vdf").as_deref());
+    f.disk(&dm0, "253:0", None);
+    f.write(&format!("{dm0}/dm/name"), "vg-root\n");
+    f.slave(&dm0, &format!("{vda}/vda2"));
+    f.slave(&dm0, &format!("{sata}/sdb1"));
+    f.disk(&dm1, "253:1", a("dm-1").as_deref());
+    f.write(&format!("{dm1}/dm/name"), "crypt\n");
+    f.slave(&dm1, &dm0);
+    f.disk(&md0, "9:0", a("md0").as_deref());
+    f.slave(&md0, &bridged);
+    f.slave(&md0, &format!("{nvme}/nvme0n1p1"));
+    // udev's database: serial numbers for some, an entry without one for vda (whose
+    // sysfs attribute is then not read).
+    for (numbers, serial) in [
+        ("254:0", None),
+        ("254:1", None),
+        ("8:0", Some("0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-1")),
+        ("8:17", Some("QEMU_HARDDISK_QM00005")),
+        ("259:1", Some("QEMU_NVMe_Ctrl_deadbeef")),
+        ("8:48", Some("QEMU_QEMU_HARDDISK_1-0000:00:0d.0-1")),
+    ] {
+        f.udev_entry(numbers, serial);
+    }
+
+    let mounts: Vec<Mnt> = loops
+        .iter()
+        .zip(&targets)
+        .map(|(l, (name, _))| Mnt::Dev(l.dev.clone(), format!("/mnt/{name}")))
+        .collect();
+    let sys = f.sys();
+    let udev = f.udev();
+    let mut jail = Jail::with_env(&mounts, &[("FAKE_SYS", &sys), ("FAKE_UDEV", &udev)]);
+    let mut theirs = jail.qemu_ga();
+    let mut ours = jail.ours("/s/ours");
+
+    let want = list(&mut theirs, "guest-get-fsinfo");
+    let got = list(&mut ours, "guest-get-fsinfo");
+    assert_eq!(want.len(), targets.len());
+    // qemu-ga asks libudev for a disk's node and serial number, and libudev knows
+    // nothing of a sysfs that is not the kernel's: qemu-ga has neither here, and keeps
+    // a disk only when it knows its bus. (Both are compared on the real sysfs above.)
+    // Ours, without them, and without the disks of no known bus:
+    let mut bare = got.clone();
+    for fs in &mut bare {
+        let disks = fs["disk"].as_array_mut().unwrap();
+        for d in disks.iter_mut() {
+            let d = d.as_object_mut().unwrap();
+            d.remove("dev");
+            d.remove("serial");
+        }
+        disks.retain(|d| d["bus-type"] != "unknown" || d.get("ccw-address").is_some());
+    }
+    // Deliberate: virtio-scsi with its channel and target, where qemu-ga reports 0.
+    let sdf = bare.iter_mut().find(|fs| fs["name"] == "sdf").unwrap();
+    assert_eq!(
+        (
+            &sdf["disk"][0]["bus-type"],
+            &sdf["disk"][0]["target"],
+            &sdf["disk"][0]["unit"]
+        ),
+        (&json!("scsi"), &json!(3), &json!(0))
+    );
+    sdf["disk"][0]["target"] = json!(0);
+    // The same filesystems in the same order, the same disks under each with the same
+    // addresses, the same sizes (the loop devices' own).
+    assert_eq!(bare, want);
+
+    // What each bus gives (pci-controller, bus-type, bus, target, unit).
+    let by_name = |name: &str| {
+        got.iter()
+            .find(|fs| fs["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed"))["disk"]
+            .clone()
+    };
+    let addr = |d: &Value| {
+        let p = &d["pci-controller"];
+        (
+            [&p["domain"], &p["bus"], &p["slot"], &p["function"]].map(|v| v.as_i64().unwrap()),
+            d["bus-type"].as_str().unwrap().to_string(),
+            [&d["bus"], &d["target"], &d["unit"]].map(|v| v.as_i64().unwrap()),
+        )
+    };
+    let one = |name: &str| addr(&by_name(name)[0]);
+    let s = |x: &str| x.to_string();
+    assert_eq!(one("vda1"), ([0, 0, 2, 0], s("virtio"), [0, 0, 0]));
+    assert_eq!(one("sda"), ([0, 0, 5, 0], s("scsi"), [0, 0, 1]));
+    assert_eq!(one("sdf"), ([0, 0, 5, 0], s("scsi"), [0, 3, 0]));
+    assert_eq!(one("sdb1"), ([0, 0, 0x1f, 2], s("sata"), [0, 0, 2]));
+    assert_eq!(one("sdc"), ([0, 0, 1, 1], s("ide"), [1, 0, 1]));
+    assert_eq!(one("nvme0n1p1"), ([0, 0, 4, 0], s("nvme"), [0, 0, 0]));
+    assert_eq!(one("sdd"), ([0, 0, 0xd, 0], s("usb"), [0, 0, 0]));
+    assert_eq!(one("vdb"), ([0, 1, 0, 0], s("virtio"), [0, 0, 0]));
+    assert_eq!(one("sde"), ([0, 0, 7, 0], s("scsi"), [0, 0, 2]));
+    assert_eq!(one("sdg"), ([-1, -1, -1, -1], s("unknown"), [0, 0, 0]));
+    assert_eq!(one("vde"), ([-1, -1, -1, -1], s("virtio"), [0, 0, 0]));
+    assert_eq!(
+        by_name("vde")[0]["ccw-address"],
+        json!({"cssid": 0, "ssid": 0, "subchno": 0, "devno": 2})
+    );
+    assert_eq!(one("vdf"), ([-1, -1, -1, -1], s("virtio"), [0, 0, 0]));
+    let devs = |name: &str| -> Vec<String> {
+        by_name(name)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["dev"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Stacked devices down to the partitions, in qemu-ga's (reversed) order.
+    let mut dm = devs("dm-1");
+    let mut md = devs("md0");
+    dm.sort();
+    md.sort();
+    assert_eq!(dm, [s("/dev/sdb1"), s("/dev/vda2")]);
+    assert_eq!(md, [s("/dev/nvme0n1p1"), s("/dev/vdb")]);
+    assert_eq!(devs("sdg"), [s("/dev/sdg")]);
+    // udev's serial numbers where its database has them, none where its entry has
+    // none (vda's sysfs attribute is then not read).
+    assert_eq!(
+        by_name("sda")[0]["serial"],
+        "0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-1"
+    );
+    assert_eq!(by_name("nvme0n1p1")[0]["serial"], "QEMU_NVMe_Ctrl_deadbeef");
+    assert_eq!(by_name("vda1")[0].get("serial"), None);
+    assert_eq!(by_name("sdc")[0].get("serial"), None);
 }
