@@ -97,6 +97,7 @@ families! {
     core::Core,
     files::Files,
     system::System,
+    storage::Storage,
     net::Net,
     freeze::Freeze,
 }

@@ -377,7 +377,6 @@ fn domfsfreeze_blocks_a_writer_until_domfsthaw() {
 /// with libvirt's target of the disk under it, found from the bus address the agent
 /// reports.
 #[test]
-#[ignore = "waits for guest-get-fsinfo (branch qga-storage)"]
 fn domfsinfo_shows_the_guest_filesystems() {
     let Some(g) = guest() else { return };
     let target = disk_target(&g);
@@ -535,7 +534,6 @@ fn guestinfo_domhostname_and_domtime_match_the_guest() {
 /// scratch disk's filesystem with the sizes statfs gives in the guest, and the disk
 /// itself, both with libvirt's target.
 #[test]
-#[ignore = "waits for guest-get-fsinfo and guest-get-disks (branch qga-storage)"]
 fn guestinfo_shows_the_guest_filesystems_and_disks() {
     let Some(g) = guest() else { return };
     let target = disk_target(&g);

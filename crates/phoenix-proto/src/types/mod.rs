@@ -10,4 +10,5 @@ pub mod files;
 
 pub mod freeze;
 pub mod net;
+pub mod storage;
 pub mod system;

@@ -36,6 +36,8 @@ pub struct Mount {
     pub mountpoint: String,
     /// The mount source, e.g. "/dev/vda1".
     pub source: String,
+    /// The filesystem type, e.g. "ext4".
+    pub fstype: String,
 }
 
 /// The real disks under `sys_block` (normally /sys/block), sorted by name.
@@ -198,6 +200,7 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
                 dev: (*fields.get(2)?).to_string(),
                 mountpoint: unescape(fields.get(4)?),
                 source: unescape(fields.get(sep + 2)?),
+                fstype: (*fields.get(sep + 1)?).to_string(),
             })
         })
         .collect()
@@ -361,7 +364,8 @@ bad line
             Mount {
                 dev: "254:1".into(),
                 mountpoint: "/".into(),
-                source: "/dev/vda1".into()
+                source: "/dev/vda1".into(),
+                fstype: "ext4".into(),
             }
         );
         assert_eq!(m[2].source, "/dev/vda15");

@@ -26,7 +26,7 @@ pub(crate) mod osrelease;
 mod phoenix;
 pub(crate) mod posix_tz;
 mod qga;
-mod statfs;
+pub(crate) mod statfs;
 mod sysfs;
 pub(crate) mod timezone;
 mod users;

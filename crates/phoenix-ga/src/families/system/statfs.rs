@@ -69,32 +69,34 @@ pub fn statvfs(path: &str) -> nix::Result<Sizes> {
 }
 
 /// What the prober calls for one mountpoint (statvfs, or a stand-in in tests).
-type Probe = Arc<dyn Fn(&str) -> nix::Result<Sizes> + Send + Sync>;
+type Probe<T> = Arc<dyn Fn(&str) -> nix::Result<T> + Send + Sync>;
 
 /// One reply's batch for the prober thread.
-struct Job {
+struct Job<T> {
     /// (index in the reply's list, mountpoint).
     mountpoints: Vec<(usize, String)>,
     /// Where each result goes as soon as it is known.
-    results: mpsc::Sender<(usize, nix::Result<Sizes>)>,
+    results: mpsc::Sender<(usize, nix::Result<T>)>,
     /// Set when the reply went out without the rest: skip what is left.
     cancelled: Arc<AtomicBool>,
 }
 
 /// The current prober thread: its queue and a number that tells it from the threads
 /// abandoned before it.
-struct Worker {
+struct Worker<T> {
     generation: u64,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Job<T>>,
 }
 
 /// Runs statvfs with a deadline, on a prober thread it keeps (see the module docs).
-pub struct Prober {
-    probe: Probe,
+/// What a probe returns is [`Sizes`] unless the user wants other figures of statvfs
+/// (the storage family: exact bytes).
+pub struct Prober<T = Sizes> {
+    probe: Probe<T>,
     /// Mountpoints whose call is in the kernel right now; `true` once a reply gave
     /// up waiting for it (it is hung). Locked after `worker` when both are held.
     in_flight: Arc<Mutex<HashMap<String, bool>>>,
-    worker: Mutex<Option<Worker>>,
+    worker: Mutex<Option<Worker<T>>>,
     generations: AtomicU64,
 }
 
@@ -104,7 +106,7 @@ impl Default for Prober {
     }
 }
 
-impl std::fmt::Debug for Prober {
+impl<T> std::fmt::Debug for Prober<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prober")
             .field("in_flight", &*lock(&self.in_flight))
@@ -125,9 +127,9 @@ pub enum Missing {
     NoThread,
 }
 
-impl Prober {
+impl<T: Clone + Send + 'static> Prober<T> {
     /// A prober that calls `probe` instead of statvfs (tests hang it at will).
-    pub fn with_probe(probe: impl Fn(&str) -> nix::Result<Sizes> + Send + Sync + 'static) -> Self {
+    pub fn with_probe(probe: impl Fn(&str) -> nix::Result<T> + Send + Sync + 'static) -> Self {
         Prober {
             probe: Arc::new(probe),
             in_flight: Arc::default(),
@@ -137,7 +139,7 @@ impl Prober {
     }
 
     /// The sizes of every mountpoint, waiting at most `timeout` in all.
-    pub fn sizes(&self, mountpoints: &[&str], timeout: Duration) -> Vec<Result<Sizes, Missing>> {
+    pub fn sizes(&self, mountpoints: &[&str], timeout: Duration) -> Vec<Result<T, Missing>> {
         let deadline = Instant::now() + timeout;
         let mut results = vec![Err(Missing::TimedOut); mountpoints.len()];
         // The worker lock is held from the check to the hand-over, so that no reply
@@ -168,7 +170,10 @@ impl Prober {
             cancelled: cancelled.clone(),
         };
         let Some(generation) = self.submit(&mut worker, job) else {
-            for r in results.iter_mut().filter(|r| **r == Err(Missing::TimedOut)) {
+            for r in results
+                .iter_mut()
+                .filter(|r| matches!(r, Err(Missing::TimedOut)))
+            {
                 *r = Err(Missing::NoThread);
             }
             return results;
@@ -205,7 +210,7 @@ impl Prober {
 
     /// Queues `job` on the prober thread, starting one if there is none (or it is
     /// gone); the thread's generation, or `None` when no thread could be started.
-    fn submit(&self, worker: &mut Option<Worker>, mut job: Job) -> Option<u64> {
+    fn submit(&self, worker: &mut Option<Worker<T>>, mut job: Job<T>) -> Option<u64> {
         if let Some(w) = worker.as_ref() {
             match w.jobs.send(job) {
                 Ok(()) => return Some(w.generation),
@@ -213,7 +218,7 @@ impl Prober {
             }
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Job<T>>();
         let (probe, in_flight) = (self.probe.clone(), self.in_flight.clone());
         let spawned = std::thread::Builder::new()
             .name("statvfs".into())
@@ -240,9 +245,9 @@ impl Prober {
 }
 
 /// The prober thread: runs jobs until its queue is dropped.
-fn run(
-    queue: &mpsc::Receiver<Job>,
-    probe: &(dyn Fn(&str) -> nix::Result<Sizes> + Send + Sync),
+fn run<T>(
+    queue: &mpsc::Receiver<Job<T>>,
+    probe: &(dyn Fn(&str) -> nix::Result<T> + Send + Sync),
     in_flight: &Mutex<HashMap<String, bool>>,
 ) {
     for job in queue {
