@@ -16,6 +16,7 @@ use phoenix_proto::types::files::qga::{
 };
 use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
 use phoenix_proto::types::freeze::FsFreezeArgs;
+use phoenix_proto::types::storage::qga::FstrimArgs;
 use phoenix_proto::types::net::{IfaceArgs, IpAddrArgs, RouteArgs, RouteListArgs};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -56,4 +57,5 @@ fuzz_target!(|data: &[u8]| {
     check::<GuestFileWriteArgs>(text);
     check::<GuestFileSeekArgs>(text);
     check::<GuestFsfreezeFreezeListArgs>(text);
+    check::<FstrimArgs>(text);
 });
