@@ -1,8 +1,10 @@
 //! Through a real virtio-serial port in a QEMU guest (TCG here): ping round trip and
 //! file transfers of both agents, each on its own port of the same guest, against the
 //! raw port throughput measured in the same guest in the same run (`dd` of the same
-//! tmpfs file through a third port), so the agents' overhead shows as a ratio to the
-//! raw byte rate.
+//! tmpfs file through another port), so the agents' overhead shows as a ratio to the
+//! raw byte rate. Our agent is measured in both dialects: on its Phoenix port (rows
+//! `guest:`) and on `org.qemu.guest_agent.0` in the qemu-ga dialect (rows `guest qga:`),
+//! which it serves at the same time; qemu-ga's figures are the same in both.
 //!
 //! Transfers run with one request in flight and with
 //! [`phoenix_client::transfer::window`] requests in flight (as phoenix-ctl keeps them
@@ -52,9 +54,11 @@ fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8
     )
 }
 
-/// qemu-ga's port in the guest. Not `org.qemu.guest_agent.0`: our agent, started
-/// without `-p`, serves that one (its qemu-ga dialect) beside its own.
+/// qemu-ga's port in the guest. Not `org.qemu.guest_agent.0` ([`OURS_QGA_PORT`]): our
+/// agent, started without `-p`, serves that one (its qemu-ga dialect) beside its own.
 const QGA_PORT: &str = "org.qemu.guest_agent.1";
+/// Our agent's qemu-ga dialect port.
+const OURS_QGA_PORT: &str = phoenix_e2e::QGA_PORT;
 const RAW_PORT: &str = "org.phoenix-e2e.raw";
 /// The guest's source file for downloads (tmpfs: the transport is measured, not a disk).
 const SRC: &str = "/tmp/bench-src";
@@ -73,7 +77,7 @@ pub fn run(env: &Env, report: &mut Report) {
     let probe = std::env::var_os("PHOENIX_BENCH_GUEST_PROBE").map(PathBuf::from);
     let mut opts = GuestOpts::new(&env.agent);
     opts.memory_mib = 1024;
-    opts.extra_ports = vec![QGA_PORT.into(), RAW_PORT.into()];
+    opts.extra_ports = vec![OURS_QGA_PORT.into(), QGA_PORT.into(), RAW_PORT.into()];
     opts.extra_binaries = vec![env.qemu_ga.clone()];
     opts.extra_binaries.extend(probe.clone());
     let g = match Guest::boot(opts) {
@@ -96,32 +100,34 @@ pub fn run(env: &Env, report: &mut Report) {
          -t /run/qga -f /run/qga.pid"
     ));
     let ours = Client::connect_with(g.host_socket(), Options::default()).or_panic("connect ours");
-    let qga = Client::connect_with(
-        g.port_socket(QGA_PORT),
-        Options {
-            dialect: Some(phoenix_client::Dialect::Qga),
-            resync_on_connect: false,
-            ..Options::default()
-        },
-    )
-    .or_panic("connect qemu-ga");
+    let qga_options = || Options {
+        dialect: Some(phoenix_client::Dialect::Qga),
+        resync_on_connect: false,
+        ..Options::default()
+    };
+    let ours_qga = Client::connect_with(g.port_socket(OURS_QGA_PORT), qga_options())
+        .or_panic("connect ours (qemu-ga dialect)");
+    let qga =
+        Client::connect_with(g.port_socket(QGA_PORT), qga_options()).or_panic("connect qemu-ga");
 
     // Ping round trip through the port.
     let n = env.pings.min(2000);
-    let (o50, o99) = rtt(&ours, n);
     let (q50, q99) = rtt(&qga, n);
-    report.add(
-        format!("guest: ping RTT median over {n} (us)"),
-        us(o50),
-        Some(us(q50)),
-        Better::Lower,
-    );
-    report.add(
-        format!("guest: ping RTT p99 over {n} (us)"),
-        us(o99),
-        Some(us(q99)),
-        Better::Lower,
-    );
+    for (prefix, client) in [("guest", &ours), ("guest qga", &ours_qga)] {
+        let (o50, o99) = rtt(client, n);
+        report.add(
+            format!("{prefix}: ping RTT median over {n} (us)"),
+            us(o50),
+            Some(us(q50)),
+            Better::Lower,
+        );
+        report.add(
+            format!("{prefix}: ping RTT p99 over {n} (us)"),
+            us(o99),
+            Some(us(q99)),
+            Better::Lower,
+        );
+    }
 
     // The source file: random bytes made here, copied into the guest through the raw
     // port (its first host->guest measurement), md5-checked.
@@ -140,25 +146,32 @@ pub fn run(env: &Env, report: &mut Report) {
     if !has_files {
         println!("guest: file transfers skipped: this phoenix-ga has no file commands");
     }
+    // Ours in each dialect, then qemu-ga.
     let peers = [
         Peer {
             kind: Kind::Ours,
             client: &ours,
         },
         Peer {
+            kind: Kind::OursQga,
+            client: &ours_qga,
+        },
+        Peer {
             kind: Kind::QemuGa,
             client: &qga,
         },
     ];
+    let [ours_p, ours_qga_p, theirs] = &peers;
+    let mine = [ours_p, ours_qga_p];
 
     // The raw port, both ways, copying the same tmpfs file the agents transfer (the
-    // ceiling for any agent), interleaved with our 4 MiB-chunk transfers so that both
+    // ceiling for any agent), interleaved with our 4 MiB-chunk transfers so that all
     // see the same load.
     let big = 4 * MIB;
     let chunks: Vec<String> = data.chunks(big).map(|c| STANDARD.encode(c)).collect();
     let windows = [1, transfer::window(big)];
     let (mut raw_out, mut raw_in) = (0f64, 0f64);
-    let mut best = [[Duration::MAX; 2]; 2]; // [download, upload][window]
+    let mut best = [[[Duration::MAX; 2]; 2]; 2]; // [dialect][download, upload][window]
     for _ in 0..RUNS {
         let cpu = Cpu::start(&g);
         let rate = raw_guest_to_host(&g, mib);
@@ -171,17 +184,20 @@ pub fn run(env: &Env, report: &mut Report) {
         if !has_files {
             continue;
         }
-        for (w, &window) in windows.iter().enumerate() {
-            let cpu = Cpu::start(&g);
-            let t = download(&peers[0], SRC, big, window, &data);
-            let what = format!("download, 4 MiB chunks, {window} in flight");
-            cpu.print(&g, &what, mib, mib_s(mib, t));
-            best[0][w] = best[0][w].min(t);
-            let cpu = Cpu::start(&g);
-            let t = upload(&g, &peers[0], &chunks, window, &data).expect("upload");
-            let what = format!("upload, 4 MiB chunks, {window} in flight");
-            cpu.print(&g, &what, mib, mib_s(mib, t));
-            best[1][w] = best[1][w].min(t);
+        for (p, peer) in mine.iter().enumerate() {
+            for (w, &window) in windows.iter().enumerate() {
+                let dialect = peer.kind.dialect();
+                let cpu = Cpu::start(&g);
+                let t = download(peer, SRC, big, window, &data);
+                let what = format!("{dialect:?} download, 4 MiB chunks, {window} in flight");
+                cpu.print(&g, &what, mib, mib_s(mib, t));
+                best[p][0][w] = best[p][0][w].min(t);
+                let cpu = Cpu::start(&g);
+                let t = upload(&g, peer, &chunks, window, &data).expect("upload");
+                let what = format!("{dialect:?} upload, 4 MiB chunks, {window} in flight");
+                cpu.print(&g, &what, mib, mib_s(mib, t));
+                best[p][1][w] = best[p][1][w].min(t);
+            }
         }
     }
     report.add(
@@ -199,6 +215,10 @@ pub fn run(env: &Env, report: &mut Report) {
     if !has_files {
         return;
     }
+    let raw = Raw {
+        out: raw_out,
+        into: raw_in,
+    };
 
     // 4 KiB chunks: at most 8 MiB, ours best of RUNS, qemu-ga once. qemu-ga's
     // pipelined uploads come last: over virtio-serial they may stall (see `upload`).
@@ -210,19 +230,16 @@ pub fn run(env: &Env, report: &mut Report) {
     let mut later = Vec::new();
     for window in [1, transfer::window(4 << 10)] {
         let label = label(4 << 10, window);
-        let o = (0..RUNS)
-            .map(|_| download(&peers[0], &small_src, 4 << 10, window, small))
-            .min()
-            .expect("runs");
-        let q = download(&peers[1], &small_src, 4 << 10, window, small);
-        transfer_rows(report, "download", &label, small_mib, raw_out, o, Some(q));
-        let o = (0..RUNS)
-            .map(|_| upload(&g, &peers[0], &small_chunks, window, small).expect("upload"))
-            .min()
-            .expect("runs");
+        let best_of = |f: &dyn Fn() -> Duration| (0..RUNS).map(|_| f()).min().expect("runs");
+        let o = mine.map(|p| best_of(&|| download(p, &small_src, 4 << 10, window, small)));
+        let q = download(theirs, &small_src, 4 << 10, window, small);
+        let rows = Rows::new(report, "download", &label, small_mib, raw);
+        rows.add(o, Some(q));
+        let o =
+            mine.map(|p| best_of(&|| upload(&g, p, &small_chunks, window, small).expect("upload")));
         if window == 1 {
-            let q = upload(&g, &peers[1], &small_chunks, window, small);
-            transfer_rows(report, "upload", &label, small_mib, raw_in, o, q);
+            let q = upload(&g, theirs, &small_chunks, window, small);
+            Rows::new(report, "upload", &label, small_mib, raw).add(o, q);
         } else {
             later.push((&small_chunks, small, label, small_mib, o, window));
         }
@@ -232,26 +249,19 @@ pub fn run(env: &Env, report: &mut Report) {
     // 4 MiB chunks: ours measured above, qemu-ga once.
     for (w, &window) in windows.iter().enumerate() {
         let label = label(big, window);
-        let q = download(&peers[1], SRC, big, window, &data);
-        transfer_rows(
-            report,
-            "download",
-            &label,
-            mib,
-            raw_out,
-            best[0][w],
-            Some(q),
-        );
+        let q = download(theirs, SRC, big, window, &data);
+        Rows::new(report, "download", &label, mib, raw).add(best.map(|b| b[0][w]), Some(q));
+        let ours = best.map(|b| b[1][w]);
         if window == 1 {
-            let q = upload(&g, &peers[1], &chunks, window, &data);
-            transfer_rows(report, "upload", &label, mib, raw_in, best[1][w], q);
+            let q = upload(&g, theirs, &chunks, window, &data);
+            Rows::new(report, "upload", &label, mib, raw).add(ours, q);
         } else {
-            later.push((&chunks, &data, label, mib, best[1][w], window));
+            later.push((&chunks, &data, label, mib, ours, window));
         }
     }
     for (chunks, want, label, mib, o, window) in later {
-        let q = upload(&g, &peers[1], chunks, window, want);
-        transfer_rows(report, "upload", &label, mib, raw_in, o, q);
+        let q = upload(&g, theirs, chunks, window, want);
+        Rows::new(report, "upload", &label, mib, raw).add(o, q);
     }
 }
 
@@ -259,29 +269,61 @@ fn mib_s(mib: usize, t: Duration) -> f64 {
     mib as f64 / t.as_secs_f64()
 }
 
-/// Payload MiB/s of both agents, and each as a fraction of the raw port's rate.
-fn transfer_rows(
-    report: &mut Report,
-    dir: &str,
-    label: &str,
+/// The raw port's rates, guest to host and host to guest (MiB/s).
+#[derive(Clone, Copy)]
+struct Raw {
+    out: f64,
+    into: f64,
+}
+
+/// The rows of one transfer: payload MiB/s of ours (in each dialect) and of qemu-ga,
+/// and each as a fraction of the raw port's rate in that direction.
+struct Rows<'r> {
+    report: &'r mut Report,
+    dir: &'static str,
+    label: String,
     mib: usize,
     raw: f64,
-    ours: Duration,
-    qga: Option<Duration>,
-) {
-    let (o, q) = (mib_s(mib, ours), qga.map(|q| mib_s(mib, q)));
-    report.add(
-        format!("guest: {dir} {mib} MiB, {label} (MiB/s)"),
-        o,
-        q,
-        Better::Higher,
-    );
-    report.add(
-        format!("guest: {dir} {label} / raw port rate"),
-        o / raw,
-        q.map(|q| q / raw),
-        Better::Higher,
-    );
+}
+
+impl<'r> Rows<'r> {
+    fn new(report: &'r mut Report, dir: &'static str, label: &str, mib: usize, raw: Raw) -> Self {
+        let raw = if dir == "download" { raw.out } else { raw.into };
+        Self {
+            report,
+            dir,
+            label: label.to_string(),
+            mib,
+            raw,
+        }
+    }
+
+    /// Adds the rows of ours in the Phoenix and the qemu-ga dialect against `qga`.
+    fn add(self, ours: [Duration; 2], qga: Option<Duration>) {
+        let Self {
+            report,
+            dir,
+            label,
+            mib,
+            raw,
+        } = self;
+        let q = qga.map(|q| mib_s(mib, q));
+        for (prefix, ours) in ["guest", "guest qga"].into_iter().zip(ours) {
+            let o = mib_s(mib, ours);
+            report.add(
+                format!("{prefix}: {dir} {mib} MiB, {label} (MiB/s)"),
+                o,
+                q,
+                Better::Higher,
+            );
+            report.add(
+                format!("{prefix}: {dir} {label} / raw port rate"),
+                o / raw,
+                q.map(|q| q / raw),
+                Better::Higher,
+            );
+        }
+    }
 }
 
 fn rtt(client: &Client, n: usize) -> (Duration, Duration) {

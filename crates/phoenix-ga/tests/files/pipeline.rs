@@ -143,3 +143,39 @@ fn reads_of_a_file_partly_out_of_the_page_cache_come_back_whole() {
         );
     }
 }
+
+/// A small read of a file whose data is in memory (cached from disk, or on tmpfs, which
+/// has no RWF_NOWAIT) is answered on the reader thread: it overtakes an MD5 of 8 GiB
+/// that holds the only worker.
+#[test]
+fn small_reads_of_cached_and_tmpfs_files_overtake_a_busy_pool() {
+    let a = agent(&["--max-workers", "1"]);
+    let tmpfs = phoenix_testkit::Tmpfs::new("16m");
+    let disk = tempfile::tempdir().unwrap();
+    let data = random_bytes(8192, 21);
+    let mut c = a.raw();
+    let mut handles = Vec::new();
+    for dir in [tmpfs.path(), disk.path()] {
+        let path = dir.join("small");
+        fs::write(&path, &data).unwrap();
+        let open = json!({"execute": "file-open", "arguments": {"path": s(&path)}});
+        handles.push(ret(&c.request(open)).as_u64().unwrap());
+    }
+    let sparse = tmpfs.path().join("sparse");
+    fs::File::create(&sparse).unwrap().set_len(8 << 30).unwrap();
+    for (i, h) in handles.into_iter().enumerate() {
+        let replies = [
+            json!({"execute": "get-file-md5sum", "tag": "md5", "arguments": {"path": s(&sparse)}}),
+            json!({"execute": "file-read", "tag": "read",
+                   "arguments": {"handle_id": h, "count": 4096}}),
+        ];
+        let mut bytes = Vec::new();
+        for r in &replies {
+            bytes.extend_from_slice(&request_line(r));
+        }
+        c.send(&bytes);
+        let first = c.recv();
+        assert_eq!(first["tag"], "read", "file {i}: the read waited: {first}");
+        assert!(unb64(&ret(&first)["bufb64"]) == data[..4096], "file {i}");
+    }
+}

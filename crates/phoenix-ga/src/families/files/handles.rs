@@ -34,13 +34,25 @@ struct Table {
     reserved: usize,
 }
 
+/// What a read of a handle's file may wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// A pipe, FIFO, socket or device: a writer, for as long as it likes.
+    Stream,
+    /// A regular file: the disk, for data that is not in the page cache.
+    Disk,
+    /// A regular file on tmpfs or ramfs: memory only, as swappable as the agent's own.
+    Memory,
+}
+
 /// One open file.
 #[derive(Debug)]
 pub struct Handle {
     id: u64,
     path: PathBuf,
-    /// A regular file (read to the requested count) rather than a pipe or device.
-    regular: bool,
+    /// A regular file (read to the requested count) rather than a pipe or device, and
+    /// where its data lives.
+    backing: Backing,
     /// `None` once closed (by `file-close` or end of file) while a request still holds
     /// the handle.
     file: Mutex<Option<File>>,
@@ -131,8 +143,8 @@ impl Handles {
 }
 
 impl Slot<'_> {
-    /// Registers the opened file (`regular`: not a pipe or device); its handle number.
-    pub fn fill(mut self, path: PathBuf, file: File, regular: bool) -> u64 {
+    /// Registers the opened file; its handle number.
+    pub fn fill(mut self, path: PathBuf, file: File, backing: Backing) -> u64 {
         let mut t = self.handles.lock();
         t.reserved -= 1;
         self.filled = true;
@@ -141,7 +153,7 @@ impl Slot<'_> {
         let handle = Handle {
             id,
             path,
-            regular,
+            backing,
             file: Mutex::new(Some(file)),
         };
         t.open.insert(id, Arc::new(handle));
@@ -196,7 +208,12 @@ impl OpenFile<'_> {
 
     /// Whether the file is a regular file.
     pub fn regular(&self) -> bool {
-        self.handle.regular
+        self.handle.backing != Backing::Stream
+    }
+
+    /// Where the file's data lives.
+    pub fn backing(&self) -> Backing {
+        self.handle.backing
     }
 
     /// Closes the file and removes its handle from `handles`.
@@ -223,7 +240,7 @@ mod tests {
 
     fn open_dev_null(h: &Handles) -> Result<u64, Error> {
         let slot = h.reserve()?;
-        Ok(slot.fill("/dev/null".into(), File::open("/dev/null").unwrap(), false))
+        Ok(slot.fill("/dev/null".into(), File::open("/dev/null").unwrap(), Backing::Stream))
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::thread;
 use md5::{Digest, Md5};
 use rustix::io::ReadWriteFlags;
 
+use super::handles::Backing;
 use super::Files;
 use crate::error::{Context, Error};
 use crate::memory::{self, Buffer};
@@ -121,7 +122,12 @@ impl Files {
             }
             OpenMode::Stream(access) => open_stream(&path, access)?,
         };
-        Ok(slot.fill(path, file, regular))
+        let backing = match regular {
+            false => Backing::Stream,
+            true if in_memory(&file) => Backing::Memory,
+            true => Backing::Disk,
+        };
+        Ok(slot.fill(path, file, backing))
     }
 
     /// Whether handle `id` is open.
@@ -146,9 +152,10 @@ impl Files {
 
     /// [`Files::read`] without blocking, for the reader thread: only for at most
     /// [`NOW_READ_MAX`] bytes of a regular file whose pages are all in the page cache
-    /// (`preadv2(RWF_NOWAIT)` reads them or says EAGAIN, never waiting for a disk).
+    /// (`preadv2(RWF_NOWAIT)` reads them or says EAGAIN, never waiting for a disk), or
+    /// of a file on tmpfs or ramfs (which have no RWF_NOWAIT, and no disk to wait for).
     /// `None` for anything else (a larger count, a pipe or device, a busy or unknown
-    /// handle, data not cached, a filesystem without RWF_NOWAIT, any error): the
+    /// handle, data not cached, another filesystem without RWF_NOWAIT, any error): the
     /// caller then reads on the pool, which words any error, from where this started.
     pub fn try_read_now(
         &self,
@@ -164,12 +171,16 @@ impl Files {
         if !open.regular() {
             return None;
         }
+        let flags = match open.backing() {
+            Backing::Memory => ReadWriteFlags::empty(),
+            _ => ReadWriteFlags::NOWAIT,
+        };
         let mut buf = Buffer::new(count).ok()?;
         let (mut got, mut eof) = (0, false);
         while got < count {
             let mut iov = [io::IoSliceMut::new(&mut buf[got..])];
             // u64::MAX: at the file's own offset, which advances.
-            match rustix::io::preadv2(open.file(), &mut iov, u64::MAX, ReadWriteFlags::NOWAIT) {
+            match rustix::io::preadv2(open.file(), &mut iov, u64::MAX, flags) {
                 Ok(0) => {
                     eof = true;
                     break;
@@ -261,6 +272,14 @@ pub fn check_perm(perm: u32) -> Result<(), Error> {
         return Err(Error::invalid(format!("perm {perm} is above 4095 (07777)")));
     }
     Ok(())
+}
+
+/// Whether `file` lives on tmpfs or ramfs, whose reads wait for no disk.
+fn in_memory(file: &File) -> bool {
+    use nix::sys::statfs::{fstatfs, FsType, TMPFS_MAGIC};
+    // RAMFS_MAGIC of linux/magic.h (the rootfs of an initramfs), in neither nix nor libc.
+    let ramfs = FsType(0x8584_58f6);
+    fstatfs(file).is_ok_and(|s| [TMPFS_MAGIC, ramfs].contains(&s.filesystem_type()))
 }
 
 /// Opens for reading; a directory is refused here rather than at the first read.
