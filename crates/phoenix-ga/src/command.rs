@@ -131,6 +131,18 @@ pub const fn entry<C: Command>() -> Entry {
     }
 }
 
+/// The table line of command `C` offered in `dialect`, which may be another than its
+/// own: a qemu-ga command that the Phoenix envelope offers under the same name and with
+/// the same arguments and reply (list both lines: `entry::<C>()` and
+/// `entry_in::<C>(Dialect::Phoenix)`).
+#[allow(dead_code)] // Until the first such command lands; remove then.
+pub const fn entry_in<C: Command>(dialect: Dialect) -> Entry {
+    Entry {
+        dialect,
+        ..entry::<C>()
+    }
+}
+
 fn parse_job<C: Command>(raw: Option<&RawValue>) -> Result<Box<dyn Job>, Error> {
     Ok(Box::new(Parsed::<C>(parse_args(raw)?)))
 }
