@@ -97,6 +97,10 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// QEMU itself crashed while the guest booted (TCG's `iotlb_to_section` assertion
+    /// is one such QEMU bug, seen about once in a few hundred boots); the boot is retried.
+    #[error("QEMU crashed while the guest booted: {0}")]
+    QemuCrashed(String),
     /// A failure with no error below it: a command's exit status, a missing file.
     #[error("{0}")]
     Failed(String),
@@ -312,8 +316,8 @@ impl Guest {
 
     fn boot_on(opts: GuestOpts, backend: Backend) -> Result<Guest> {
         match std::env::var("PHOENIX_E2E_KVM").as_deref() {
-            Ok("1") => Self::boot_with(opts, true, backend),
-            Ok("0") => Self::boot_with(opts, false, backend),
+            Ok("1") => Self::boot_retrying(opts, true, backend),
+            Ok("0") => Self::boot_retrying(opts, false, backend),
             _ if kvm_looks_real() => {
                 let mut quick = opts.clone();
                 quick.boot_timeout = opts.boot_timeout.min(Duration::from_secs(30));
@@ -322,10 +326,25 @@ impl Guest {
                         "phoenix-e2e: booting under KVM failed, using TCG: {}",
                         Report(&e)
                     );
-                    Self::boot_with(opts, false, backend)
+                    Self::boot_retrying(opts, false, backend)
                 })
             }
-            _ => Self::boot_with(opts, false, backend),
+            _ => Self::boot_retrying(opts, false, backend),
+        }
+    }
+
+    /// Boots, and boots again (at most twice more) when QEMU itself crashed: a QEMU bug
+    /// must not fail the tests of the agent. Any other failure is returned at once.
+    fn boot_retrying(opts: GuestOpts, kvm: bool, backend: Backend) -> Result<Guest> {
+        let mut attempt = 1;
+        loop {
+            match Self::boot_with(opts.clone(), kvm, backend) {
+                Err(Error::QemuCrashed(why)) if attempt < 3 => {
+                    eprintln!("phoenix-e2e: QEMU crashed while booting ({why}); booting again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -378,6 +397,9 @@ impl Guest {
                 Ok(s) => break s,
                 Err(e) if !vm.alive() || Instant::now() >= deadline => {
                     eprintln!("phoenix-e2e: QEMU's log:\n{}", tail(&log_path));
+                    if let Some(crash) = qemu_crash(&log_path) {
+                        return Err(crash);
+                    }
                     return Err(Error::step(
                         "QEMU did not open the shell channel's socket",
                         e,
@@ -403,6 +425,9 @@ impl Guest {
                 "phoenix-e2e: the guest did not come up\n{}",
                 guest.diagnostics()
             );
+            if let Some(crash) = qemu_crash(&guest.log) {
+                return Err(crash);
+            }
             return Err(Error::step("guest did not come up", e));
         }
         // Wait for the agent: the client's connect resynchronises with a ping.
@@ -862,6 +887,16 @@ fn tail(path: &Path) -> String {
     out
 }
 
+/// [`Error::QemuCrashed`] when QEMU's log shows it failed one of its own assertions
+/// (its C `assert` or glib's `g_assert`): QEMU is then dead, through no fault of the guest.
+fn qemu_crash(log: &Path) -> Option<Error> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| l.contains("Assertion `") || l.contains("assertion failed"))
+        .map(|l| Error::QemuCrashed(l.trim().to_string()))
+}
+
 type SharedCell = OnceLock<std::result::Result<Mutex<Guest>, String>>;
 
 /// The shared guests: QEMU's ([`shared`]) and libvirt's ([`shared_libvirt`]).
@@ -959,5 +994,26 @@ mod tests {
             "guest did not come up: QEMU did not open the shell channel's socket: \
              connect /tmp/g/shell.sock: Connection refused (os error 111)"
         );
+    }
+
+    #[test]
+    fn only_a_qemu_assertion_counts_as_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("qemu.log");
+        std::fs::write(
+            &log,
+            "-smp 2 \\\n2026-12-06 qemu: terminating on signal 15\n",
+        )
+        .unwrap();
+        assert!(qemu_crash(&log).is_none(), "a kill is not a crash");
+        assert!(qemu_crash(&dir.path().join("missing.log")).is_none());
+        std::fs::write(
+            &log,
+            "-msg timestamp=on\nqemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: \
+             Assertion `section_index < d->map.sections_nb' failed.\n",
+        )
+        .unwrap();
+        let crash = qemu_crash(&log).expect("an assertion is a crash");
+        assert!(matches!(crash, Error::QemuCrashed(ref l) if l.contains("iotlb_to_section")));
     }
 }
