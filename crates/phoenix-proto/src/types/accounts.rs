@@ -274,8 +274,7 @@ mod tests {
             json!({"username": "u", "keys": [], "reset": true}),
         )
         .unwrap_err();
-        serde_json::from_value::<GuestSshGetAuthorizedKeysArgs>(json!({"user": "u"}))
-            .unwrap_err();
+        serde_json::from_value::<GuestSshGetAuthorizedKeysArgs>(json!({"user": "u"})).unwrap_err();
         let r = GuestAuthorizedKeys {
             keys: vec!["k".into()],
         };
