@@ -1,8 +1,9 @@
 //! A user's `~/.ssh` and its `authorized_keys`, reached without following any link
 //! the user could have planted.
 //!
-//! The home directory is opened by its path in /etc/passwd (an administrator may have
-//! made it a link). Below it, everything is in the user's hands, so the agent walks
+//! The home directory is opened by its path in /etc/passwd, walked from `/` with
+//! O_NOFOLLOW, following only the links root owns (an administrator's, [`open_home`]).
+//! Below it, everything is in the user's hands, so the agent walks
 //! from the home's descriptor with openat(2) and O_NOFOLLOW: a `~/.ssh` that is a
 //! symbolic link (to /etc, say) or an `authorized_keys` that is one is refused, and
 //! root never reads, writes or chowns through it. A `~/.ssh` owned by someone other
@@ -10,9 +11,11 @@
 //! is written beside the old one and renamed over it ([`replace`]), owned by the user,
 //! mode 0600; a missing `~/.ssh` is created 0700, owned by the user.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
@@ -46,15 +49,76 @@ pub struct SshDir {
     path: String,
 }
 
-/// Opens the user's home directory.
+/// How many symbolic links the walk to a home follows (the kernel's own bound).
+const MAX_LINKS: usize = 40;
+
+/// Opens the user's home directory, walking its path from `/` one component at a time
+/// with O_NOFOLLOW. A symbolic link on the way is followed only if root owns it (an
+/// administrator's, such as `/home -> /usr/home`); one owned by anyone else was planted
+/// by a user (in a directory that user owns, on the way to the home) and is refused:
+/// otherwise a user whose home is `/srv/alice/home` could make `home` a link to `/etc`,
+/// and root would create `/etc/.ssh` for them.
 pub fn open_home(user: &User) -> Result<OwnedFd, Error> {
-    rustix::fs::open(
-        &user.home,
+    let shown = user.home.display().to_string();
+    let os = |e: rustix::io::Errno, what: &str| {
+        Error::os(format!("open the home directory {shown}: {what}"), e.into())
+    };
+    let path_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = || rustix::fs::open("/", path_flags | OFlags::DIRECTORY, Mode::empty());
+    let mut dir = root().map_err(|e| os(e, "/"))?;
+    // The components left to walk, the next one last.
+    let mut left: Vec<Vec<u8>> = components(user.home.as_os_str().as_bytes());
+    let mut links = 0;
+    while let Some(name) = left.pop() {
+        let name = OsStr::from_bytes(&name);
+        let fd = rustix::fs::openat(&dir, name, path_flags, Mode::empty())
+            .map_err(|e| os(e, &name.to_string_lossy()))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| os(e, &name.to_string_lossy()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+            dir = fd;
+            continue;
+        }
+        if st.st_uid != 0 {
+            return Err(Error::errno(
+                Errno::ELOOP,
+                format!(
+                    "the home directory {shown}: {} is a symbolic link of uid {}, not \
+                     root's: refusing to follow it",
+                    name.to_string_lossy(),
+                    st.st_uid
+                ),
+            ));
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(os(rustix::io::Errno::LOOP, &name.to_string_lossy()));
+        }
+        let target = rustix::fs::readlinkat(&fd, "", Vec::new())
+            .map_err(|e| os(e, &name.to_string_lossy()))?;
+        let target = target.as_bytes();
+        if target.starts_with(b"/") {
+            dir = root().map_err(|e| os(e, "/"))?;
+        }
+        left.extend(components(target));
+    }
+    rustix::fs::openat(
+        &dir,
+        ".",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(std::io::Error::from)
-    .context(|| format!("open the home directory {}", user.home.display()))
+    .context(|| format!("open the home directory {shown}"))
+}
+
+/// The components of a path, last first (`.` and empty ones dropped; `..` kept, for
+/// the kernel to take from the directory reached so far).
+fn components(path: &[u8]) -> Vec<Vec<u8>> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .rev()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// Why `name` in `dir` could not be opened as what it should be: a symbolic link is
