@@ -355,3 +355,42 @@ fn hard_links_fifos_and_foreign_directories_are_refused() {
         assert_eq!(std::fs::read_dir(&ssh).unwrap().count(), 0);
     }
 }
+
+/// What `virsh set-user-sshkeys --file` sends: the file split at each newline, so an
+/// empty key after the last one (and a `\r` at the end of each key of a CRLF file).
+/// The blank keys are skipped and the `\r`s dropped; a comment is still refused.
+#[test]
+fn keys_as_virsh_sends_them() {
+    for d in BOTH {
+        let ours = Ours::start(accounts(), d);
+        let file = ours.etc.home("phx-alice").join(".ssh/authorized_keys");
+        let mut c = ours.conn();
+        let user = json!("phx-alice");
+        ours.ok(&mut c, ADD, json!({"username": user, "keys": [K1, K2, ""]}));
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{K1}\n{K2}\n")
+        );
+        ours.ok(
+            &mut c,
+            ADD,
+            json!({"username": user, "keys": [format!("{K3}\r"), format!("{K1}\r"), ""], "reset": true}),
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{K3}\n{K1}\n")
+        );
+        std::fs::write(&file, format!("{K3}\n\n{K1}\n")).unwrap();
+        ours.ok(&mut c, REMOVE, json!({"username": user, "keys": [K1, ""]}));
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{K3}\n\n"),
+            "the user's blank line stays"
+        );
+        let f = ours.fails(&mut c, ADD, json!({"username": user, "keys": ["# c", ""]}));
+        assert!(
+            f.text.ends_with("invalid OpenSSH public key: '# c'"),
+            "{f:?}"
+        );
+    }
+}

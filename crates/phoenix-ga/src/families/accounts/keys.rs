@@ -3,17 +3,21 @@
 //! A key is one line (options, type, key, comment); two keys are the same when their
 //! lines are, leading and trailing blanks aside, as in qemu-ga. Adding keeps every
 //! line there is (comments, options, blank lines) in its place and appends the new
-//! keys not already present, in the order given; removing drops the lines equal to a
+//! keys not already present, in the order given (blank keys skipped); removing drops the lines equal to a
 //! key given and keeps the rest byte for byte. The file always ends with a newline
 //! (qemu-ga leaves the last key without one, so that the next `echo KEY >>` joins it).
 
 use crate::error::Error;
 
 /// The refusal of a key that cannot be one line of `authorized_keys` (qemu-ga's
-/// words): empty, a comment, or with a line break or NUL in it.
+/// words): a comment, or with a line break or NUL in it (leading and trailing blanks
+/// aside, so the `\r` of a key file with CRLF line ends is no error). A blank key is
+/// no error and is skipped ([`is_blank`]): `virsh set-user-sshkeys --file` splits the
+/// file at each newline and sends the empty string after the last one, which qemu-ga
+/// takes.
 pub fn check(key: &str) -> Result<(), Error> {
     let trimmed = key.trim_matches(|c: char| c.is_ascii_whitespace());
-    if trimmed.is_empty() || trimmed.starts_with('#') || key.contains(['\n', '\r', '\0']) {
+    if trimmed.starts_with('#') || trimmed.contains(['\n', '\r', '\0']) {
         let shown: String = key.chars().take(120).collect();
         return Err(Error::invalid(format!(
             "invalid OpenSSH public key: '{}'",
@@ -21,6 +25,11 @@ pub fn check(key: &str) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Whether a key is blank (empty or only blanks): skipped when adding and removing.
+pub fn is_blank(key: &str) -> bool {
+    key.trim_ascii().is_empty()
 }
 
 /// The lines of an `authorized_keys` file, each without its newline.
@@ -59,7 +68,7 @@ impl AuthorizedKeys {
     /// Appends the keys not present yet; whether anything was added.
     pub fn add(&mut self, keys: &[String]) -> bool {
         let before = self.lines.len();
-        for key in keys {
+        for key in keys.iter().filter(|k| !is_blank(k)) {
             let key = trimmed(key.as_bytes());
             if !self.lines.iter().any(|l| trimmed(l) == key) {
                 self.lines.push(key.to_vec());
@@ -71,8 +80,12 @@ impl AuthorizedKeys {
     /// Removes every line equal to one of `keys`; whether anything was removed.
     pub fn remove(&mut self, keys: &[String]) -> bool {
         let before = self.lines.len();
-        self.lines
-            .retain(|l| !keys.iter().any(|k| trimmed(k.as_bytes()) == trimmed(l)));
+        self.lines.retain(|l| {
+            !keys
+                .iter()
+                .filter(|k| !is_blank(k))
+                .any(|k| trimmed(k.as_bytes()) == trimmed(l))
+        });
         self.lines.len() != before
     }
 
@@ -138,6 +151,11 @@ mod tests {
         let mut f = AuthorizedKeys::default();
         assert!(!f.add(&[]));
         assert_eq!(f.to_bytes(), b"");
+        // Blank keys (virsh's empty string after a file's last newline) are skipped,
+        // and a CRLF key file's `\r` is a blank.
+        assert!(!f.add(&keys(&["", "  "])));
+        assert!(f.add(&keys(&["k1\r", ""])));
+        assert_eq!(f.to_bytes(), b"k1\n");
     }
 
     #[test]
@@ -153,13 +171,19 @@ mod tests {
         );
         assert!(f.remove(&keys(&["ssh-rsa AAAAB3two bob@b"])));
         assert!(!f.remove(&keys(&["ssh-rsa AAAAB3two bob@b"])));
+        // A blank key removes no blank line.
+        assert!(!f.remove(&keys(&["", " "])));
     }
 
     #[test]
     fn keys_that_cannot_be_a_line() {
         check("ssh-ed25519 AAAA c").unwrap();
         check("command=\"echo #\" ssh-ed25519 AAAA").unwrap();
-        for bad in ["", "   ", "# comment", "  #x", "a\nb", "a\rb", "a\0b"] {
+        check("").unwrap();
+        check("   ").unwrap();
+        check("ssh-ed25519 AAAA c\r").unwrap();
+        check("ssh-ed25519 AAAA c\n").unwrap();
+        for bad in ["# comment", "  #x", "a\nb", "a\rb", "a\0b"] {
             let e = check(bad).unwrap_err();
             assert!(
                 e.message().starts_with("invalid arguments: invalid OpenSSH public key: '"),
