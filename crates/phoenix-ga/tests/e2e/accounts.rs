@@ -16,9 +16,9 @@ use crate::qga::QGA_PORT;
 const ELOOP: i32 = 40;
 
 const PASSWORD: &str = "e2e horse:battery staple";
-const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eOne one@host";
-const K2: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQE2eTwo two@host";
-const K3: &str = "no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eThree three";
+pub(crate) const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eOne one@host";
+pub(crate) const K2: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQE2eTwo two@host";
+pub(crate) const K3: &str = "no-pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eThree three";
 
 /// A client of each dialect: the Phoenix port and qemu-ga's.
 fn clients(g: &Guest) -> [(Dialect, Client); 2] {
@@ -34,13 +34,13 @@ fn clients(g: &Guest) -> [(Dialect, Client); 2] {
 }
 
 /// Throwaway users of the guest, removed (lines and homes) when dropped.
-struct Users<'g> {
+pub(crate) struct Users<'g> {
     g: &'g Guest,
     names: Vec<String>,
 }
 
 impl<'g> Users<'g> {
-    fn new(g: &'g Guest) -> Self {
+    pub(crate) fn new(g: &'g Guest) -> Self {
         // The initramfs has no account files of its own: root's lines, as a distribution
         // has them, if missing.
         g.sh_ok(
@@ -57,7 +57,7 @@ impl<'g> Users<'g> {
 
     /// Adds `name` (uid and gid `id`, home /home/NAME, 0755, its own), with
     /// `shadow` as the rest of its /etc/shadow line if given.
-    fn add(&mut self, name: &str, id: u32, shadow: Option<&str>) -> String {
+    pub(crate) fn add(&mut self, name: &str, id: u32, shadow: Option<&str>) -> String {
         self.names.push(name.to_string());
         let home = format!("/home/{name}");
         let shadow = shadow
@@ -88,7 +88,7 @@ impl Drop for Users<'_> {
 }
 
 /// The guest's line of `user` in `file`.
-fn line(g: &Guest, file: &str, user: &str) -> String {
+pub(crate) fn line(g: &Guest, file: &str, user: &str) -> String {
     g.sh_ok(&format!("grep '^{user}:' {file}"))
         .trim()
         .to_string()
@@ -100,7 +100,7 @@ fn others(g: &Guest, file: &str, user: &str) -> String {
 }
 
 /// `stat -c '%a %u %g'` in the guest.
-fn stat(g: &Guest, path: &str) -> String {
+pub(crate) fn stat(g: &Guest, path: &str) -> String {
     g.sh_ok(&format!("stat -c '%a %u %g' {path}"))
         .trim()
         .to_string()
