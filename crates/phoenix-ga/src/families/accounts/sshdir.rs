@@ -60,55 +60,66 @@ const MAX_LINKS: usize = 40;
 /// and root would create `/etc/.ssh` for them.
 pub fn open_home(user: &User) -> Result<OwnedFd, Error> {
     let shown = user.home.display().to_string();
-    let os = |e: rustix::io::Errno, what: &str| {
-        Error::os(format!("open the home directory {shown}: {what}"), e.into())
+    // The OS's error, for the home as a whole (as a plain open(2) of it would say).
+    let os = |e: rustix::io::Errno, _component: &str| {
+        Error::os(format!("open the home directory {shown}"), e.into())
     };
-    let path_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let root = || rustix::fs::open("/", path_flags | OFlags::DIRECTORY, Mode::empty());
+    // Opened for reading as directories, so that an automounted home (autofs) is
+    // mounted; a link fails (ELOOP, or ENOTDIR) and is then looked at through O_PATH.
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let link_flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = || rustix::fs::open("/", dir_flags, Mode::empty());
     let mut dir = root().map_err(|e| os(e, "/"))?;
     // The components left to walk, the next one last.
     let mut left: Vec<Vec<u8>> = components(user.home.as_os_str().as_bytes());
-    let mut links = 0;
+    // Links followed, and components looked at again (one changed between two opens).
+    let mut turns = 0;
     while let Some(name) = left.pop() {
-        let name = OsStr::from_bytes(&name);
-        let fd = rustix::fs::openat(&dir, name, path_flags, Mode::empty())
-            .map_err(|e| os(e, &name.to_string_lossy()))?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| os(e, &name.to_string_lossy()))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
-            dir = fd;
-            continue;
+        let shown_name = String::from_utf8_lossy(&name).into_owned();
+        let name_os = OsStr::from_bytes(&name);
+        let e = match rustix::fs::openat(&dir, name_os, dir_flags, Mode::empty()) {
+            Ok(fd) => {
+                dir = fd;
+                continue;
+            }
+            Err(e @ (rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)) => e,
+            Err(e) => return Err(os(e, &shown_name)),
+        };
+        turns += 1;
+        if turns > MAX_LINKS {
+            return Err(os(rustix::io::Errno::LOOP, &shown_name));
+        }
+        let fd = rustix::fs::openat(&dir, name_os, link_flags, Mode::empty())
+            .map_err(|e| os(e, &shown_name))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| os(e, &shown_name))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => {}
+            // Changed since (a link replaced by a directory): look again.
+            FileType::Directory => {
+                left.push(name);
+                continue;
+            }
+            _ => return Err(os(e, &shown_name)),
         }
         if st.st_uid != 0 {
             return Err(Error::errno(
                 Errno::ELOOP,
                 format!(
-                    "the home directory {shown}: {} is a symbolic link of uid {}, not \
-                     root's: refusing to follow it",
-                    name.to_string_lossy(),
+                    "the home directory {shown}: {shown_name} is a symbolic link of uid {}, \
+                     not root's: refusing to follow it",
                     st.st_uid
                 ),
             ));
         }
-        links += 1;
-        if links > MAX_LINKS {
-            return Err(os(rustix::io::Errno::LOOP, &name.to_string_lossy()));
-        }
-        let target = rustix::fs::readlinkat(&fd, "", Vec::new())
-            .map_err(|e| os(e, &name.to_string_lossy()))?;
+        let target =
+            rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| os(e, &shown_name))?;
         let target = target.as_bytes();
         if target.starts_with(b"/") {
             dir = root().map_err(|e| os(e, "/"))?;
         }
         left.extend(components(target));
     }
-    rustix::fs::openat(
-        &dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .context(|| format!("open the home directory {shown}"))
+    Ok(dir)
 }
 
 /// The components of a path, last first (`.` and empty ones dropped; `..` kept, for

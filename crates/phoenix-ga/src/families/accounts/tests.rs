@@ -343,3 +343,58 @@ fn key_refusals() {
     assert_eq!(e.code(), libc::ENOENT);
     assert!(e.message().starts_with("open the home directory "), "{}", e.message());
 }
+
+#[test]
+fn the_walk_to_a_home_follows_root_s_links_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    std::fs::create_dir_all(real.join("home")).unwrap();
+    let user = |home: PathBuf| passwd::User {
+        name: "alice".into(),
+        uid: UID,
+        gid: GID,
+        home,
+    };
+    let ino = |fd: &std::os::fd::OwnedFd| rustix::fs::fstat(fd).unwrap().st_ino;
+    let want = rustix::fs::stat(&real.join("home")).unwrap().st_ino;
+    // Root's links, absolute and relative, one through another.
+    std::os::unix::fs::symlink(&real, tmp.path().join("abs")).unwrap();
+    std::os::unix::fs::symlink("abs/home", tmp.path().join("rel")).unwrap();
+    for home in ["real/home", "abs/home", "rel", "./rel/", "real/../rel"] {
+        let fd = sshdir::open_home(&user(tmp.path().join(home))).unwrap();
+        assert_eq!(ino(&fd), want, "{home}");
+    }
+    // The user's link, anywhere on the way.
+    std::os::unix::fs::symlink(&real, tmp.path().join("users")).unwrap();
+    std::os::unix::fs::lchown(tmp.path().join("users"), Some(UID), Some(GID)).unwrap();
+    std::os::unix::fs::symlink("users/home", tmp.path().join("via")).unwrap();
+    for home in ["users/home", "via"] {
+        let e = sshdir::open_home(&user(tmp.path().join(home))).unwrap_err();
+        assert_eq!(e.code(), libc::ELOOP, "{}", e.message());
+        assert!(
+            e.message().contains(&format!("users is a symbolic link of uid {UID}, not root's")),
+            "{}",
+            e.message()
+        );
+    }
+    // A loop, a file on the way, a missing home.
+    std::os::unix::fs::symlink("loop", tmp.path().join("loop")).unwrap();
+    assert_eq!(
+        sshdir::open_home(&user(tmp.path().join("loop"))).unwrap_err().code(),
+        libc::ELOOP
+    );
+    std::fs::write(tmp.path().join("file"), b"").unwrap();
+    assert_eq!(
+        sshdir::open_home(&user(tmp.path().join("file/home"))).unwrap_err().code(),
+        libc::ENOTDIR
+    );
+    let e = sshdir::open_home(&user(tmp.path().join("missing"))).unwrap_err();
+    assert_eq!(e.code(), libc::ENOENT);
+    assert_eq!(
+        e.message(),
+        format!(
+            "open the home directory {}: No such file or directory",
+            tmp.path().join("missing").display()
+        )
+    );
+}
