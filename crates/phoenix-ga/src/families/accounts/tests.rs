@@ -356,7 +356,7 @@ fn the_walk_to_a_home_follows_root_s_links_only() {
         home,
     };
     let ino = |fd: &std::os::fd::OwnedFd| rustix::fs::fstat(fd).unwrap().st_ino;
-    let want = rustix::fs::stat(&real.join("home")).unwrap().st_ino;
+    let want = rustix::fs::stat(real.join("home")).unwrap().st_ino;
     // Root's links, absolute and relative, one through another.
     std::os::unix::fs::symlink(&real, tmp.path().join("abs")).unwrap();
     std::os::unix::fs::symlink("abs/home", tmp.path().join("rel")).unwrap();
