@@ -11,7 +11,10 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::OnceLock;
 
+use nix::libc;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 use phoenix_client::Client;
 
@@ -47,9 +50,22 @@ struct EchoOff<'a> {
 
 impl<'a> EchoOff<'a> {
     /// Turns echo off on the terminal on stdin; the newline the user types is still
-    /// echoed (ECHONL), so the next prompt starts a line of its own.
+    /// echoed (ECHONL), so the next prompt starts a line of its own. Until then a
+    /// signal that ends the process (Ctrl-C, Ctrl-\\, a hang-up, `kill`) first puts the
+    /// terminal's settings back ([`restore_and_die`]).
     fn new(tty: std::io::StdinLock<'a>) -> io::Result<Self> {
         let saved = termios::tcgetattr(tty.as_fd())?;
+        let _ = SAVED.set(libc::termios::from(saved.clone()));
+        let handler = SigAction::new(
+            SigHandler::Handler(restore_and_die),
+            SaFlags::SA_RESETHAND,
+            SigSet::empty(),
+        );
+        for sig in ENDING {
+            // SAFETY: the handler only calls async-signal-safe functions (tcsetattr,
+            // raise) on data set before it is installed and never changed.
+            unsafe { sigaction(sig, &handler) }.map_err(io::Error::from)?;
+        }
         let mut quiet = saved.clone();
         quiet.local_flags.remove(LocalFlags::ECHO);
         quiet.local_flags.insert(LocalFlags::ECHONL);
@@ -62,14 +78,46 @@ impl<'a> EchoOff<'a> {
         let mut err = io::stderr();
         err.write_all(prompt.as_bytes())?;
         err.flush()?;
-        read_line(&mut self.tty)?.ok_or_else(|| Usage("no password given".into()).into())
+        let line = read_line(&mut self.tty)?;
+        let line = line.ok_or_else(|| Usage("no password given; nothing changed".into()))?;
+        Ok(line)
     }
 }
 
 impl Drop for EchoOff<'_> {
     fn drop(&mut self) {
         let _ = termios::tcsetattr(self.tty.as_fd(), SetArg::TCSAFLUSH, &self.saved);
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        for sig in ENDING {
+            // SAFETY: the default action, as the process started with.
+            let _ = unsafe { sigaction(sig, &default) };
+        }
     }
+}
+
+/// The signals whose default action ends the process that a user sends from a
+/// terminal, or that come when it goes away.
+const ENDING: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGTERM,
+];
+
+/// The terminal's settings before echo was turned off, for [`restore_and_die`].
+static SAVED: OnceLock<libc::termios> = OnceLock::new();
+
+/// The handler of [`ENDING`] while echo is off: puts the terminal's settings back,
+/// then takes the signal again with its default action (installed with SA_RESETHAND),
+/// so the process ends as the signal meant.
+extern "C" fn restore_and_die(sig: libc::c_int) {
+    if let Some(t) = SAVED.get() {
+        // SAFETY: tcsetattr(3) is async-signal-safe; `t` is a valid termios that is
+        // never changed once set.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, t) };
+    }
+    // SAFETY: raise(3) is async-signal-safe; the handler was reset to the default.
+    unsafe { libc::raise(sig) };
 }
 
 /// `passwd [--crypted] USER`.

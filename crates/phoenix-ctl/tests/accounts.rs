@@ -233,6 +233,55 @@ fn passwd_on_a_terminal_reads_twice_without_echo() {
     assert_eq!(etc.read("shadow"), shadow);
 }
 
+/// Ctrl-C (SIGINT) while the password is asked for: the process ends by the signal,
+/// and the terminal has its echo back; nothing is set.
+#[test]
+fn an_interrupted_passwd_gives_the_terminal_its_echo_back() {
+    let etc = accounts();
+    let agent = ours(&etc, "phoenix");
+    let shadow = etc.read("shadow");
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let (_master, slave) = pty();
+        let mut child = Command::new(CTL)
+            .arg("-s")
+            .arg(&agent.sock)
+            .args(["passwd", "phx-alice"])
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let mut prompt = Vec::new();
+        while !prompt.ends_with(b": ") {
+            let mut byte = [0u8; 1];
+            assert_eq!(stderr.read(&mut byte).unwrap(), 1, "no prompt");
+            prompt.push(byte[0]);
+        }
+        let t = tcgetattr(slave.as_fd()).unwrap();
+        assert!(
+            !t.local_flags.contains(LocalFlags::ECHO),
+            "echo on while asking"
+        );
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(signal as i32)
+        );
+        let t = tcgetattr(slave.as_fd()).unwrap();
+        assert!(
+            t.local_flags.contains(LocalFlags::ECHO),
+            "echo left off ({signal})"
+        );
+    }
+    assert_eq!(etc.read("shadow"), shadow);
+}
+
 #[test]
 fn ssh_keys_against_both_dialects_and_qemu_ga() {
     let keys = tempfile::NamedTempFile::new().unwrap();
