@@ -180,6 +180,9 @@ fn refusals_change_nothing_and_never_show_the_password() {
                 "Invalid parameter type for 'password', expected: string"
             );
         }
+        // Arguments that are not an object at all (a host's bug), holding the secret.
+        let f = ours.fails(&mut c, CMD, json!(secret));
+        assert!(!f.text.contains(secret), "{f:?}");
         let f = ours.fails(
             &mut c,
             CMD,
