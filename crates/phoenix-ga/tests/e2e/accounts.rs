@@ -33,7 +33,8 @@ fn clients(g: &Guest) -> [(Dialect, Client); 2] {
     [(Dialect::Phoenix, g.client()), (Dialect::Qga, qga)]
 }
 
-/// Throwaway users of the guest, removed (lines and homes) when dropped.
+/// Throwaway users of the guest, removed (lines and homes) when dropped, with the
+/// account files the guest did not have before.
 pub(crate) struct Users<'g> {
     g: &'g Guest,
     names: Vec<String>,
@@ -43,8 +44,12 @@ impl<'g> Users<'g> {
     pub(crate) fn new(g: &'g Guest) -> Self {
         // The initramfs has no account files of its own: root's lines, as a distribution
         // has them, if missing.
+        // What it makes is listed in CREATED, and removed again when dropped.
         g.sh_ok(
-            "touch /etc/passwd /etc/group; \
+            "rm -f /run/phx-accounts.created; \
+             for f in passwd group shadow; do \
+                 [ -e /etc/$f ] || echo /etc/$f >>/run/phx-accounts.created; done; \
+             touch /etc/passwd /etc/group; \
              grep -q '^root:' /etc/passwd || echo 'root:x:0:0:root:/root:/bin/sh' >>/etc/passwd; \
              [ -e /etc/shadow ] || echo 'root:*:19000:0:99999:7:::' >/etc/shadow; \
              chown 0:0 /etc/shadow && chmod 0640 /etc/shadow",
@@ -84,6 +89,11 @@ impl Drop for Users<'_> {
                 Duration::from_secs(60),
             );
         }
+        let _ = self.g.try_run(
+            "[ -f /run/phx-accounts.created ] && xargs rm -f </run/phx-accounts.created; \
+             rm -f /run/phx-accounts.created; rmdir /home 2>/dev/null; true",
+            Duration::from_secs(60),
+        );
     }
 }
 
