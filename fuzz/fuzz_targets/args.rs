@@ -9,6 +9,10 @@ use phoenix_proto::types::files::{
     FileWrite, HandleArgs, PathArgs,
 };
 use phoenix_proto::qga::Empty;
+use phoenix_proto::types::accounts::{
+    GuestSetUserPasswordArgs, GuestSshAddAuthorizedKeysArgs, GuestSshGetAuthorizedKeysArgs,
+    GuestSshRemoveAuthorizedKeysArgs,
+};
 use phoenix_proto::types::core::qga::SyncArgs;
 use phoenix_proto::types::files::qga::{
     GuestFileHandleArgs, GuestFileOpenArgs, GuestFileReadArgs, GuestFileSeekArgs,
@@ -58,4 +62,8 @@ fuzz_target!(|data: &[u8]| {
     check::<GuestFileSeekArgs>(text);
     check::<GuestFsfreezeFreezeListArgs>(text);
     check::<FstrimArgs>(text);
+    check::<GuestSetUserPasswordArgs>(text);
+    check::<GuestSshGetAuthorizedKeysArgs>(text);
+    check::<GuestSshAddAuthorizedKeysArgs>(text);
+    check::<GuestSshRemoveAuthorizedKeysArgs>(text);
 });

@@ -147,6 +147,22 @@ pub enum Cmd {
     Thaw,
     /// Whether the guest's filesystems are frozen.
     FreezeStatus,
+    /// Set a guest user's password. It is read from the terminal without echo
+    /// (twice), or as the first line of stdin when stdin is not a terminal; never
+    /// from the command line.
+    Passwd {
+        /// Read a crypt(3) hash (`$6$SALT$HASH`, as `mkpasswd -m sha-512` prints it)
+        /// from stdin and store it as it is.
+        #[arg(long)]
+        crypted: bool,
+        /// The guest user.
+        user: String,
+    },
+    /// A guest user's authorized ssh keys (`~/.ssh/authorized_keys`).
+    SshKeys {
+        #[command(subcommand)]
+        cmd: SshKeysCmd,
+    },
     /// Send one raw request and print the reply's value, e.g.
     /// `raw '{"execute":"file-stat","arguments":{"path":"/etc"}}'`.
     Raw {
@@ -158,6 +174,37 @@ pub enum Cmd {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `ssh-keys` actions. FILE holds one key per line (an `authorized_keys` or a `.pub`
+/// file: blank lines and `#` comments are skipped); without FILE, or with `-`, the
+/// keys are read from stdin.
+#[derive(Debug, Subcommand)]
+pub enum SshKeysCmd {
+    /// The user's keys, one per line.
+    #[command(visible_alias = "ls")]
+    List {
+        /// The guest user.
+        user: String,
+    },
+    /// Add keys (those already there are not added twice).
+    Add {
+        /// Replace every key with those given (none: remove them all).
+        #[arg(long)]
+        reset: bool,
+        /// The guest user.
+        user: String,
+        /// The file of keys (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// Remove keys (a key that is not there is no error).
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// The guest user.
+        user: String,
+        /// The file of keys (default: stdin).
+        file: Option<PathBuf>,
     },
 }
 

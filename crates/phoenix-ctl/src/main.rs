@@ -1,8 +1,9 @@
 //! `phoenix-ctl`: talk to a Phoenix guest agent from the host.
 //!
-//! Each command family has its module (`system`, `net`, `files`, `freeze`); `cli` is
+//! Each command family has its module (`system`, `net`, `files`, `freeze`, `accounts`); `cli` is
 //! the command line, `output` the tables, sizes and JSON printing they share.
 
+mod accounts;
 mod cli;
 mod files;
 mod freeze;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use phoenix_client::{Client, ClientError, Dialect, Options, Report};
 
-use cli::{Cli, Cmd, DialectArg, IpCmd};
+use cli::{Cli, Cmd, DialectArg, IpCmd, SshKeysCmd};
 
 /// What a command returns: its errors are printed on stderr by `main`, each source in
 /// the chain once (`phoenix-ctl: connect /run/vm1-ga.sock: Connection refused (os error
@@ -135,6 +136,16 @@ fn run(cli: &Cli) -> Result {
         Cmd::Freeze { mountpoints } => freeze::freeze(&client, mountpoints, json),
         Cmd::Thaw => freeze::thaw(&client, json),
         Cmd::FreezeStatus => freeze::status(&client, json),
+        Cmd::Passwd { crypted, user } => accounts::passwd(&client, user, *crypted, json),
+        Cmd::SshKeys { cmd } => match cmd {
+            SshKeysCmd::List { user } => accounts::list(&client, user, json),
+            SshKeysCmd::Add { reset, user, file } => {
+                accounts::add(&client, user, file.as_deref(), *reset, json)
+            }
+            SshKeysCmd::Remove { user, file } => {
+                accounts::remove(&client, user, file.as_deref(), json)
+            }
+        },
         Cmd::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

@@ -11,6 +11,7 @@
 //! - the qemu-ga dialect: calls ([`qga_call`], [`qga_ok`], [`qga_fails`]), Debian's
 //!   qemu-ga beside our agent ([`QemuGa`]) and reply shapes for comparing them
 //!   ([`shape`]);
+//! - a private /etc in a mount namespace for the accounts tests ([`PrivateEtc`]);
 //! - a tmpfs that unmounts itself ([`Tmpfs`]), a pty in raw mode ([`raw_pty`]), and the
 //!   addresses of an `ip -j addr` entry ([`cidrs`]).
 //!
@@ -20,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+mod accounts;
 mod agent;
 mod conn;
 mod data;
@@ -29,6 +31,7 @@ mod process;
 mod pty;
 mod qga;
 
+pub use accounts::{PrivateEtc, MARKER, SHADOW_GID};
 pub use agent::{agent_binary, wait_listening, Launch, TestAgent};
 pub use conn::{call, err, fails, ok, request_line, ret, RawConn};
 pub use data::{b64, md5_of, md5sum, md5sum_bytes, random_bytes, unb64, MIB};

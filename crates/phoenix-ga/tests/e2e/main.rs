@@ -7,10 +7,12 @@
 //! One module per command family. A test leaves the guest as it found it: no client
 //! connected, the agent running, nothing frozen, eth0 as configured at boot.
 
+mod accounts;
 mod core;
 mod files;
 mod freeze;
 mod libvirt;
+mod libvirt_accounts;
 mod network;
 mod qga;
 mod sysinfo;
