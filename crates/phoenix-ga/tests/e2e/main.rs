@@ -14,6 +14,7 @@ mod libvirt;
 mod network;
 mod qga;
 mod sysinfo;
+mod vsock;
 
 use std::sync::MutexGuard;
 use std::time::Duration;
