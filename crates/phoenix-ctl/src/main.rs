@@ -4,6 +4,7 @@
 //! the command line, `output` the tables, sizes and JSON printing they share.
 
 mod cli;
+mod fanout;
 mod files;
 mod freeze;
 mod net;
@@ -50,6 +51,15 @@ fn main() -> ExitCode {
         let mut cmd = Cli::command();
         clap_complete::generate(shell, &mut cmd, "phoenix-ctl", &mut std::io::stdout());
         return ExitCode::SUCCESS;
+    }
+    if fanout::wanted(&cli) {
+        return match fanout::run(&cli) {
+            Ok(status) => ExitCode::from(status),
+            Err(e) => {
+                eprintln!("phoenix-ctl: {}", Report(&*e));
+                ExitCode::from(exit_status(&*e))
+            }
+        };
     }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,7 +108,7 @@ fn run(cli: &Cli) -> Result {
         },
         ..Options::default()
     };
-    let client = Client::connect_with(&cli.socket, opts)?;
+    let client = Client::connect_with(&cli.socket[0], opts)?;
     let json = cli.json;
     if client.dialect() == Dialect::Qga {
         if let Some(done) = run_qga(&client, &cli.command, json) {
