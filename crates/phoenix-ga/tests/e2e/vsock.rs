@@ -78,7 +78,10 @@ fn connect(g: &Guest, port: u32) -> Client {
 
 fn md5_hex(data: &[u8]) -> String {
     use md5::{Digest, Md5};
-    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The vsock sockets the agent holds: its listeners and one per connected host.
@@ -146,7 +149,11 @@ fn every_family_in_both_dialects() {
         .call("guest-network-get-interfaces", &json!({}))
         .unwrap();
     assert!(
-        ifaces.as_array().unwrap().iter().any(|i| i["name"] == "eth0"),
+        ifaces
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "eth0"),
         "{ifaces}"
     );
     // system
@@ -355,4 +362,3 @@ fn the_agent_waits_for_the_vsock_modules() {
     assert_eq!(g.agent_pid(), pid);
     assert!(g.agent_log().contains("the vsock device is there"));
 }
-
