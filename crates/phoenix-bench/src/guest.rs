@@ -41,7 +41,13 @@ use crate::harness::{quantile, sample, Better, Env, Kind, OrPanic, Report};
 use crate::transfers::{self, label};
 
 /// Downloads the guest file `path` through `peer` (see [`transfers::download`]).
-fn download(peer: &Peer<'_>, path: &str, chunk: usize, window: usize, want: &[u8]) -> Duration {
+pub(crate) fn download(
+    peer: &Peer<'_>,
+    path: &str,
+    chunk: usize,
+    window: usize,
+    want: &[u8],
+) -> Duration {
     let path_json = serde_json::to_string(path).expect("json");
     transfers::download(
         peer.kind,
@@ -61,7 +67,7 @@ const QGA_PORT: &str = "org.qemu.guest_agent.1";
 const OURS_QGA_PORT: &str = phoenix_e2e::QGA_PORT;
 const RAW_PORT: &str = "org.phoenix-e2e.raw";
 /// The guest's source file for downloads (tmpfs: the transport is measured, not a disk).
-const SRC: &str = "/tmp/bench-src";
+pub(crate) const SRC: &str = "/tmp/bench-src";
 /// Where uploads go in the guest (tmpfs).
 const DST: &str = "/tmp/bench-up";
 /// One `dd` block through the raw port: the most one write to a port carries.
@@ -265,7 +271,7 @@ pub fn run(env: &Env, report: &mut Report) {
     }
 }
 
-fn mib_s(mib: usize, t: Duration) -> f64 {
+pub(crate) fn mib_s(mib: usize, t: Duration) -> f64 {
     mib as f64 / t.as_secs_f64()
 }
 
@@ -326,7 +332,7 @@ impl<'r> Rows<'r> {
     }
 }
 
-fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
+pub(crate) fn rtt(client: &Client, n: usize) -> (Duration, Duration) {
     let ping = client.ping_command();
     for _ in 0..100 {
         client.call_raw(ping, None, None).or_panic("ping");
@@ -388,9 +394,9 @@ fn raw_host_to_guest(g: &Guest, data: &[u8], keep_as: Option<&str>) -> f64 {
 }
 
 /// An agent and the client connected to it.
-struct Peer<'c> {
-    kind: Kind,
-    client: &'c Client,
+pub(crate) struct Peer<'c> {
+    pub(crate) kind: Kind,
+    pub(crate) client: &'c Client,
 }
 
 impl Peer<'_> {
@@ -416,7 +422,7 @@ fn call(c: &Client, name: &str, args: String) -> Box<RawValue> {
 /// "error writing to channel: Illegal seek": glib's buffered channel cannot write while
 /// the next request's bytes sit in its read buffer). Its connection is then useless,
 /// so its pipelined uploads run last.
-fn upload(
+pub(crate) fn upload(
     g: &Guest,
     peer: &Peer<'_>,
     chunks: &[String],
@@ -478,7 +484,7 @@ fn upload(
 }
 
 /// `len` pseudo-random bytes (xorshift: incompressible, the same every run).
-fn random_bytes(len: usize) -> Vec<u8> {
+pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
@@ -491,7 +497,7 @@ fn random_bytes(len: usize) -> Vec<u8> {
     v
 }
 
-fn md5_in_guest(g: &Guest, path: &str) -> String {
+pub(crate) fn md5_in_guest(g: &Guest, path: &str) -> String {
     let out = g.sh_ok(&format!("md5sum {path}"));
     out.split_whitespace()
         .next()
@@ -499,7 +505,7 @@ fn md5_in_guest(g: &Guest, path: &str) -> String {
         .to_string()
 }
 
-fn md5_of(data: &[u8]) -> String {
+pub(crate) fn md5_of(data: &[u8]) -> String {
     use md5::Digest;
     md5::Md5::digest(data)
         .iter()
@@ -507,7 +513,7 @@ fn md5_of(data: &[u8]) -> String {
         .collect()
 }
 
-fn us(d: Duration) -> f64 {
+pub(crate) fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 

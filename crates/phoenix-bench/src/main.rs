@@ -15,6 +15,7 @@ mod qga;
 mod soak;
 mod system;
 mod transfers;
+mod vsock;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,7 @@ const SECTIONS: &[Section] = &[
     ("qga", qga::run),
     ("freeze", freeze::run),
     ("guest", guest::run),
+    ("vsock", vsock::run),
 ];
 
 fn main() {

@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use crate::api::AgentInfo;
 use crate::error::{AgentError, ClientError};
 use crate::stream::{Line, LineReader, Stream};
+use crate::Target;
 
 /// How a client talks.
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct Options {
     /// to a fresh `ping` (`guest-ping`), so stale replies of an earlier client never
     /// reach us.
     pub resync_on_connect: bool,
+    /// How long a vsock connection may take: the AF_VSOCK connect, or the hybrid vsock
+    /// socket's `CONNECT`/`OK` handshake.
+    pub connect_timeout: Duration,
 }
 
 impl Default for Options {
@@ -40,9 +44,13 @@ impl Default for Options {
             timeout: Some(Duration::from_secs(30)),
             dialect: Some(Dialect::Phoenix),
             resync_on_connect: true,
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
+
+/// How long closing a hybrid vsock stream may read what the agent still sends.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
 impl Options {
     /// The default options for an agent speaking `dialect`.
@@ -98,6 +106,13 @@ impl std::fmt::Debug for Client {
     }
 }
 
+impl Drop for Client {
+    fn drop(&mut self) {
+        let reader = self.reader.get_mut().unwrap_or_else(|p| p.into_inner());
+        reader.stream().close(CLOSE_LIMIT);
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Tags whose callers are still waiting.
@@ -113,18 +128,25 @@ struct State {
 }
 
 impl Client {
-    /// Connects with the default options (30 s timeout, resync on connect).
+    /// Connects with the default options (30 s timeout, resync on connect). `path` may
+    /// also be a vsock address, `vsock:CID:PORT` or `hvsock:PATH:PORT` ([`Target`]).
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, ClientError> {
         Self::connect_with(path, Options::default())
     }
 
-    /// Connects with explicit options.
+    /// Connects with explicit options; `path` as [`Client::connect`] takes it.
     pub fn connect_with(path: impl AsRef<Path>, opts: Options) -> Result<Self, ClientError> {
-        let path = path.as_ref();
-        let stream = Stream::open(path).map_err(|source| ClientError::Connect {
-            path: path.display().to_string(),
-            source,
-        })?;
+        Self::connect_to(&Target::from(path.as_ref()), opts)
+    }
+
+    /// Connects to `target` with explicit options.
+    pub fn connect_to(target: &Target, opts: Options) -> Result<Self, ClientError> {
+        let stream = target
+            .open(opts.connect_timeout)
+            .map_err(|source| ClientError::Connect {
+                path: target.to_string(),
+                source,
+            })?;
         let mut reader = LineReader::new(stream.try_clone()?);
         let mut writer = stream;
         let dialect = match opts.dialect {

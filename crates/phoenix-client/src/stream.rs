@@ -1,9 +1,10 @@
-//! The byte stream to the agent: a UNIX socket or a character device, read one reply
-//! line at a time with a deadline.
+//! The byte stream to the agent: a UNIX socket, a character device, a vsock
+//! connection or a hybrid vsock socket past its handshake ([`crate::Target`]), read one
+//! reply line at a time with a deadline.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, MsgFlags};
+use nix::sys::socket::{recv, send, MsgFlags};
 use nix::sys::termios;
 
 /// A connection to the agent.
@@ -21,6 +22,21 @@ pub enum Stream {
     Unix(UnixStream),
     /// A character device (a pty or serial line).
     Device(File),
+    /// An AF_VSOCK connection to the guest.
+    Vsock(VsockStream),
+    /// A hybrid vsock socket past its `CONNECT`/`OK` (closed with [`Stream::close`]).
+    Hybrid(UnixStream),
+}
+
+/// A connected AF_VSOCK socket (std has no vsock stream type). Writes never raise
+/// SIGPIPE.
+#[derive(Debug)]
+pub struct VsockStream(OwnedFd);
+
+impl VsockStream {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        Self(fd)
+    }
 }
 
 impl Stream {
@@ -45,28 +61,52 @@ impl Stream {
         Ok(match self {
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
             Stream::Device(f) => Stream::Device(f.try_clone()?),
+            Stream::Vsock(v) => Stream::Vsock(VsockStream(v.0.try_clone()?)),
+            Stream::Hybrid(s) => Stream::Hybrid(s.try_clone()?),
         })
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Unix(s) => s.as_fd(),
+            Stream::Unix(s) | Stream::Hybrid(s) => s.as_fd(),
             Stream::Device(f) => f.as_fd(),
+            Stream::Vsock(v) => v.0.as_fd(),
         }
     }
 
     /// Writes all of `buf`.
     pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
-            Stream::Unix(s) => s.write_all(buf),
+            Stream::Unix(s) | Stream::Hybrid(s) => s.write_all(buf),
             Stream::Device(f) => f.write_all(buf),
+            Stream::Vsock(v) => {
+                let mut rest = buf;
+                while !rest.is_empty() {
+                    match send(v.0.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
+                        Ok(n) => rest = &rest[n..],
+                        Err(Errno::EINTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Unix(s) => s.read(buf),
+            Stream::Unix(s) | Stream::Hybrid(s) => s.read(buf),
             Stream::Device(f) => f.read(buf),
+            Stream::Vsock(v) => Ok(recv(v.0.as_raw_fd(), buf, MsgFlags::empty())?),
+        }
+    }
+
+    /// Ends the connection. A hybrid vsock stream is shut for writing and read to its
+    /// end first (at most `limit`): closed while data is unread, vhost-device-vsock
+    /// would leave the guest's end open for ever.
+    pub fn close(&self, limit: std::time::Duration) {
+        if let Stream::Hybrid(s) = self {
+            crate::target::close_hybrid(s, limit);
         }
     }
 }
@@ -120,6 +160,11 @@ pub struct LineReader {
 const MIN_FREE: usize = 64 << 10;
 
 impl LineReader {
+    /// The stream read from.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
     /// Reads from `stream`.
     pub fn new(stream: Stream) -> Self {
         Self {
@@ -209,10 +254,10 @@ impl LineReader {
     /// polling for it briefly without sleeping saves two scheduler round trips per
     /// call. Gives up after [`SPIN`]; `None` means "nothing yet, go to sleep".
     fn spin_read(&mut self, at: usize) -> Option<io::Result<usize>> {
-        let Stream::Unix(sock) = &self.stream else {
+        if matches!(self.stream, Stream::Device(_)) {
             return None;
-        };
-        let fd = sock.as_raw_fd();
+        }
+        let fd = self.stream.fd().as_raw_fd();
         let start = Instant::now();
         loop {
             match recv(fd, &mut self.buf[at..], MsgFlags::MSG_DONTWAIT) {

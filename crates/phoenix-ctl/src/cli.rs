@@ -19,16 +19,22 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "phoenix-ctl", version, propagate_version = true)]
 pub struct Cli {
-    /// The agent's socket (QEMU chardev socket or unix-listen socket), or a serial
-    /// device path.
+    /// The agent's socket (QEMU chardev socket or unix-listen socket), a serial
+    /// device path, `vsock:CID:PORT` or `hvsock:PATH:PORT` (a VMM's hybrid vsock
+    /// socket). Repeat it, or give a glob (`'/run/vms/*/agent.sock'`), to run the
+    /// command on many guests at once.
     #[arg(
         short = 's',
         long,
         env = "PHOENIX_SOCKET",
         default_value = "/run/phoenix-ga.sock",
-        global = true
+        global = true,
+        value_name = "TARGET"
     )]
-    pub socket: PathBuf,
+    pub socket: Vec<PathBuf>,
+    /// With many guests: how many to run the command on at once.
+    #[arg(long, default_value_t = 16, value_name = "N", global = true)]
+    pub parallel: usize,
     /// Seconds to wait for each reply (0 waits for ever).
     #[arg(long, default_value_t = 30.0, value_name = "S", global = true)]
     pub timeout: f64,

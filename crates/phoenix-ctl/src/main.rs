@@ -5,6 +5,7 @@
 
 mod accounts;
 mod cli;
+mod fanout;
 mod files;
 mod freeze;
 mod net;
@@ -51,6 +52,15 @@ fn main() -> ExitCode {
         let mut cmd = Cli::command();
         clap_complete::generate(shell, &mut cmd, "phoenix-ctl", &mut std::io::stdout());
         return ExitCode::SUCCESS;
+    }
+    if fanout::wanted(&cli) {
+        return match fanout::run(&cli) {
+            Ok(status) => ExitCode::from(status),
+            Err(e) => {
+                eprintln!("phoenix-ctl: {}", Report(&*e));
+                ExitCode::from(exit_status(&*e))
+            }
+        };
     }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,7 +109,7 @@ fn run(cli: &Cli) -> Result {
         },
         ..Options::default()
     };
-    let client = Client::connect_with(&cli.socket, opts)?;
+    let client = Client::connect_with(&cli.socket[0], opts)?;
     let json = cli.json;
     if client.dialect() == Dialect::Qga {
         if let Some(done) = run_qga(&client, &cli.command, json) {

@@ -18,8 +18,16 @@ use crate::{Error, Result};
 const KERNEL_META: &str = "linux-image-cloud-amd64";
 
 /// Modules the guest loads (with their dependencies): PCI transport, the ports, the
-/// scratch disk and the NIC. ext4 is built into the cloud kernel.
-const MODULES: &[&str] = &["virtio_pci", "virtio_console", "virtio_blk", "virtio_net"];
+/// scratch disk and the NIC. ext4 is built into the cloud kernel. The vsock modules are
+/// there too, for the tests to load when they choose (a guest with a vsock device).
+const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_console",
+    "virtio_blk",
+    "virtio_net",
+    "vmw_vsock_virtio_transport",
+    "vsock_loopback",
+];
 
 /// The guest's /init script (see the file for the shell-channel protocol).
 const INIT: &str = include_str!("init.sh");

@@ -31,6 +31,7 @@ mod libvirt;
 pub mod loopfs;
 mod qemu;
 mod shell;
+mod vsock;
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -183,6 +184,11 @@ pub struct GuestOpts {
     /// QEMU's `-cpu` model; `None`: QEMU's default (qemu64 under TCG: no SSSE3 or
     /// AVX2), unless `PHOENIX_E2E_CPU` names one (e.g. `max`).
     pub cpu: Option<String>,
+    /// A vsock device with this guest CID (3 or more), whose host end is the hybrid
+    /// vsock socket [`Guest::vsock_socket`] of rust-vmm's `vhost-device-vsock` (QEMU
+    /// only, not libvirt). The guest loads no vsock module by itself: load
+    /// `vmw_vsock_virtio_transport` in `setup` or later with [`Guest::sh`].
+    pub vsock: Option<u32>,
 }
 
 impl GuestOpts {
@@ -204,6 +210,7 @@ impl GuestOpts {
             cpu: std::env::var("PHOENIX_E2E_CPU")
                 .ok()
                 .filter(|c| !c.is_empty()),
+            vsock: None,
         }
     }
 }
@@ -259,6 +266,8 @@ impl Vm {
 /// and when the test process dies.
 pub struct Guest {
     vm: Vm,
+    /// The vsock device's backend (vhost-device-vsock), stopped after QEMU.
+    vsock: Option<qemu::Qemu>,
     /// QEMU's log: its stderr, or libvirt's log of the domain.
     log: PathBuf,
     shell: Mutex<shell::Shell>,
@@ -384,6 +393,13 @@ impl Guest {
         let disk = dir.path().join("scratch.img");
         image::scratch_disk(&disk, opts.scratch_mib)?;
 
+        let vsock = match (opts.vsock, backend) {
+            (None, _) => None,
+            (Some(cid), Backend::Qemu) => Some(vsock::start_backend(dir.path(), cid)?),
+            (Some(_), Backend::Libvirt) => {
+                return Err(Error::msg("a vsock device is for QEMU guests only"))
+            }
+        };
         let (vm, log_path) = match backend {
             Backend::Qemu => spawn_qemu(&opts, kvm, &kernel, dir.path())?,
             Backend::Libvirt => create_domain(&opts, kvm, &kernel, dir.path(), &ports)?,
@@ -410,6 +426,7 @@ impl Guest {
         };
         let mut guest = Guest {
             vm,
+            vsock,
             log: log_path,
             shell: Mutex::new(shell),
             dir,
@@ -466,6 +483,17 @@ impl Guest {
     /// One host connection at a time; the next waits until the previous one closes.
     pub fn host_socket(&self) -> PathBuf {
         self.dir.path().join("ga.sock")
+    }
+
+    /// The host end of the guest's vsock device ([`GuestOpts::vsock`]): a hybrid vsock
+    /// socket (write `CONNECT PORT`, read `OK`, then the stream).
+    pub fn vsock_socket(&self) -> PathBuf {
+        vsock::host_socket(self.dir.path())
+    }
+
+    /// The client target of the guest's vsock `port`: `hvsock:SOCKET:PORT`.
+    pub fn vsock_target(&self, port: u32) -> String {
+        format!("hvsock:{}:{port}", self.vsock_socket().display())
     }
 
     /// The host end of an extra port named in [`GuestOpts::extra_ports`].
@@ -684,12 +712,17 @@ impl Guest {
 
     /// The last lines of QEMU's log and the guest console, for failure messages.
     pub fn diagnostics(&self) -> String {
-        format!(
+        let mut out = format!(
             "--- qemu log ({}) ---\n{}--- guest console ---\n{}",
             self.log.display(),
             tail(&self.log),
             tail(&self.dir.path().join("console.log"))
-        )
+        );
+        if self.vsock.is_some() {
+            let log = self.dir.path().join("vhost-vsock.log");
+            out.push_str(&format!("--- vhost-device-vsock ---\n{}", tail(&log)));
+        }
+        out
     }
 }
 
@@ -759,6 +792,9 @@ fn spawn_qemu(opts: &GuestOpts, kvm: bool, kernel: &Kernel, dir: &Path) -> Resul
         &format!("file={},format=raw,if=virtio", disk.display()),
     ])
     .args(["-nic", "user,model=virtio-net-pci,restrict=on"]);
+    if opts.vsock.is_some() {
+        cmd.args(vsock::qemu_args(dir, opts.memory_mib));
+    }
     let log_path = dir.join("qemu.log");
     let log = OpenOptions::new()
         .create(true)
@@ -899,8 +935,9 @@ fn qemu_crash(log: &Path) -> Option<Error> {
 
 type SharedCell = OnceLock<std::result::Result<Mutex<Guest>, String>>;
 
-/// The shared guests: QEMU's ([`shared`]) and libvirt's ([`shared_libvirt`]).
-static SHARED: [SharedCell; 2] = [OnceLock::new(), OnceLock::new()];
+/// The shared guests: QEMU's ([`shared`]), libvirt's ([`shared_libvirt`]) and the one
+/// with a vsock device ([`shared_vsock`]).
+static SHARED: [SharedCell; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
 
 /// One guest per test binary, shared by its tests: booted on first use with `opts`,
 /// then handed out one test at a time (the guard serialises tests). It is killed and
@@ -914,6 +951,13 @@ pub fn shared(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
 /// destroyed and its files removed when the test process exits.
 pub fn shared_libvirt(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
     shared_in(&SHARED[1], || Guest::boot_libvirt(opts()))
+}
+
+/// One guest with a vsock device per test binary ([`GuestOpts::vsock`] must be set),
+/// shared by its tests as [`shared`] shares its guest (a third guest, so that the tests
+/// without vsock need no vsock backend).
+pub fn shared_vsock(opts: impl FnOnce() -> GuestOpts) -> MutexGuard<'static, Guest> {
+    shared_in(&SHARED[2], || Guest::boot(opts()))
 }
 
 fn shared_in(
@@ -949,6 +993,9 @@ extern "C" fn kill_shared() {
                 Err(std::sync::TryLockError::WouldBlock) => continue,
             };
             guard.vm.kill();
+            if let Some(backend) = &guard.vsock {
+                backend.kill();
+            }
             let _ = std::fs::remove_dir_all(guard.dir.path());
         }
     }
@@ -957,6 +1004,9 @@ extern "C" fn kill_shared() {
 impl Drop for Guest {
     fn drop(&mut self) {
         self.vm.kill();
+        if let Some(backend) = &self.vsock {
+            backend.kill();
+        }
     }
 }
 

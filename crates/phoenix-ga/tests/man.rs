@@ -21,7 +21,7 @@ The virtio\-serial port served by default (QEMU: \fB\-device virtserialport,name
 Settings as \fBkey = value\fR lines named like the long options (read when present; see \fB\-\-config\fR); options on the command line win.
 .TP
 \fI/usr/lib/systemd/system/phoenix\-ga.service\fR, \fI/usr/lib/udev/rules.d/99\-phoenix\-ga.rules\fR
-Start the agent when the port appears and restart it when it exits.
+Start the agent when a port or a virtio vsock device appears (serving vsock port 1023 beside the ports) and restart it when it exits.
 .SH SIGNALS
 SIGTERM, SIGINT and SIGQUIT make the agent exit cleanly (thawing frozen filesystems); SIGHUP reopens the log file.
 .SH EXIT STATUS

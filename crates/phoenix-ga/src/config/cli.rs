@@ -30,6 +30,9 @@ pub enum Method {
     IsaSerial,
     /// A UNIX socket the agent creates and listens on (containers, tests, demos).
     UnixListen,
+    /// An AF_VSOCK port the agent listens on: `-p CID:PORT`, CID 4294967295 (or -1)
+    /// for any (Firecracker, Cloud Hypervisor, kata, QEMU's vhost-vsock-pci).
+    VsockListen,
 }
 
 /// The virtio-serial port of the Phoenix dialect.
@@ -37,6 +40,16 @@ pub const PHOENIX_PORT: &str = "/dev/virtio-ports/org.guest-agent.0";
 
 /// The virtio-serial port of the qemu-ga dialect.
 pub const QGA_PORT: &str = "/dev/virtio-ports/org.qemu.guest_agent.0";
+
+/// Where `-m vsock-listen` listens without `-p`: any CID, port 1023 (the packaged
+/// unit's `--vsock` too). The port is below 1024, so only a privileged process can bind
+/// it (no guest user can take it before the agent); clear of kata-agent's 1024 (the
+/// first unprivileged port, which many guest agents take), Phoenix v2's gRPC 8383 and
+/// systemd's sshd-over-vsock 22. docs/deployment.md says more.
+pub const DEFAULT_VSOCK: &str = "4294967295:1023";
+
+/// The vsock any-CID (qemu-ga's spelling; `-1` is accepted too).
+pub const VSOCK_ANY_CID: u32 = u32::MAX;
 
 /// qemu-ga's fsfreeze hook, run when `-F` is given without a path.
 pub const DEFAULT_FSFREEZE_HOOK: &str = "/etc/qemu/fsfreeze-hook";
@@ -49,6 +62,7 @@ impl Method {
             Method::VirtioSerial => PHOENIX_PORT,
             Method::IsaSerial => "/dev/ttyS0",
             Method::UnixListen => "/run/phoenix-ga.sock",
+            Method::VsockListen => DEFAULT_VSOCK,
         }
     }
 
@@ -58,6 +72,7 @@ impl Method {
             Method::VirtioSerial => "virtio-serial",
             Method::IsaSerial => "isa-serial",
             Method::UnixListen => "unix-listen",
+            Method::VsockListen => "vsock-listen",
         }
     }
 }
@@ -80,10 +95,24 @@ pub struct Cli {
     )]
     pub method: Method,
 
-    /// Device or socket path. Without it, virtio-serial serves both agent ports that
-    /// exist: org.guest-agent.0 (Phoenix) and org.qemu.guest_agent.0 (qemu-ga).
-    #[arg(short = 'p', long = "path")]
+    /// Device or socket path, or CID:PORT for vsock-listen (CID 4294967295 or -1: any;
+    /// default any CID, port 1023). Without it, virtio-serial serves both agent ports
+    /// that exist: org.guest-agent.0 (Phoenix) and org.qemu.guest_agent.0 (qemu-ga).
+    #[arg(short = 'p', long = "path", allow_hyphen_values = true)]
     pub path: Option<PathBuf>,
+
+    /// Also listen on this vsock port, beside the listeners of -m: [CID:]PORT[:DIALECT]
+    /// (CID 4294967295 or -1, the default: any; DIALECT phoenix or qga, default as
+    /// --dialect says, else phoenix). Repeat it, or separate with commas, for several.
+    #[arg(long = "vsock", value_delimiter = ',', value_name = "CID:PORT",
+          value_parser = VsockSpec::parse, allow_hyphen_values = true)]
+    pub vsock: Vec<VsockSpec>,
+
+    /// Seconds a socket client (unix-listen, vsock) may take no byte of a reply before
+    /// it is dropped, so a host that stops reading never holds a worker for longer.
+    #[arg(long = "send-timeout", default_value_t = 60, value_name = "S",
+          value_parser = parse_positive_u64)]
+    pub send_timeout: u64,
 
     /// Protocol of the listener: a port given with -p gets it from its name
     /// (org.qemu.guest_agent.* speaks qga); a socket or tty speaks phoenix unless the
@@ -207,6 +236,72 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 }
 
+fn parse_positive_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A vsock listener: `[CID:]PORT[:DIALECT]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VsockSpec {
+    /// The CID to bind ([`VSOCK_ANY_CID`]: whichever the guest has).
+    pub cid: u32,
+    /// The port.
+    pub port: u32,
+    /// The dialect, when the value names one.
+    pub dialect: Option<DialectArg>,
+}
+
+impl VsockSpec {
+    /// Parses `[CID:]PORT[:DIALECT]`; CID `-1` is the any-CID, as 4294967295 is.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts: Vec<&str> = text.split(':').collect();
+        let dialect = match parts.last() {
+            Some(&"phoenix") => Some(DialectArg::Phoenix),
+            Some(&"qga") => Some(DialectArg::Qga),
+            _ => None,
+        };
+        if dialect.is_some() {
+            parts.pop();
+        }
+        let (cid, port) = match parts[..] {
+            [port] => (VSOCK_ANY_CID, port),
+            [cid, port] => (parse_cid(cid)?, port),
+            _ => return Err(format!("{text:?}: expected [CID:]PORT[:phoenix|qga]")),
+        };
+        let port = match port.parse::<u32>() {
+            Ok(u32::MAX) => return Err("port 4294967295 is the any-port: name a port".into()),
+            Ok(p) => p,
+            Err(_) => return Err(format!("{port:?} is not a vsock port (0 to 4294967294)")),
+        };
+        Ok(Self { cid, port, dialect })
+    }
+}
+
+fn parse_cid(cid: &str) -> Result<u32, String> {
+    match cid {
+        "-1" => Ok(VSOCK_ANY_CID),
+        c => c
+            .parse::<u32>()
+            .map_err(|_| format!("{c:?} is not a CID (0 to 4294967295, or -1 for any)")),
+    }
+}
+
+impl std::fmt::Display for VsockSpec {
+    /// The form [`VsockSpec::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.cid, self.port)?;
+        match self.dialect {
+            Some(DialectArg::Phoenix) => f.write_str(":phoenix"),
+            Some(DialectArg::Qga) => f.write_str(":qga"),
+            None => Ok(()),
+        }
+    }
+}
+
 fn parse_positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -232,6 +327,8 @@ const GO_STYLE: &[&str] = &[
     "config",
     "state-dir",
     "dialect",
+    "vsock",
+    "send-timeout",
 ];
 
 /// Whether the program was started under qemu-ga's name (installed in its place).
@@ -319,6 +416,50 @@ mod tests {
         ]);
         assert_eq!(c.block_commands, vec!["file-write", "route-add"]);
         assert_eq!(c.allow_commands.unwrap(), vec!["ping", "get-commands"]);
+    }
+
+    #[test]
+    fn vsock_specs() {
+        let spec = |t| VsockSpec::parse(t);
+        let any = VSOCK_ANY_CID;
+        let ok = |cid, port, dialect| Ok(VsockSpec { cid, port, dialect });
+        assert_eq!(spec("1023"), ok(any, 1023, None));
+        assert_eq!(spec("-1:1024"), ok(any, 1024, None));
+        assert_eq!(spec("4294967295:1024"), ok(any, 1024, None));
+        assert_eq!(spec("3:5:qga"), ok(3, 5, Some(DialectArg::Qga)));
+        assert_eq!(spec("7:phoenix"), ok(any, 7, Some(DialectArg::Phoenix)));
+        for bad in [
+            "",
+            "x",
+            "-2:5",
+            "1:2:3",
+            "1:2:3:qga",
+            "5:-1",
+            "1:4294967295",
+            "4294967296:1",
+            "1:2:ssh",
+            ":5",
+        ] {
+            assert!(spec(bad).is_err(), "{bad:?} parsed");
+        }
+        for text in ["4294967295:1023", "3:5:qga", "2:9:phoenix"] {
+            assert_eq!(spec(text).unwrap().to_string(), text);
+        }
+        // On the command line, -1 is a value, not a flag.
+        let c = parse(&[
+            "phoenix-ga",
+            "-m",
+            "vsock-listen",
+            "-p",
+            "-1:5",
+            "--vsock",
+            "-1:6",
+        ]);
+        assert_eq!(c.method, Method::VsockListen);
+        assert_eq!(c.path(), PathBuf::from("-1:5"));
+        assert_eq!(c.vsock, [spec("6").unwrap()]);
+        let v = normalize_args(["x", "--send-timeout", "0"].map(String::from));
+        Cli::try_parse_from(v).unwrap_err();
     }
 
     #[test]

@@ -179,6 +179,19 @@ mod tests {
     }
 
     #[test]
+    fn vsock_settings() {
+        let c = cli(
+            "method = vsock-listen\npath = -1:1023\nvsock = 5:qga; 6\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.method, super::super::Method::VsockListen);
+        assert_eq!(c.path(), PathBuf::from("-1:1023"));
+        let ports: Vec<u32> = c.vsock.iter().map(|v| v.port).collect();
+        assert_eq!(ports, [5, 6]);
+    }
+
+    #[test]
     fn explicit_missing_file_is_an_error() {
         let e = args(vec!["x".into(), "--config=/nonexistent/ga.conf".into()]).unwrap_err();
         assert!(e.starts_with("/nonexistent/ga.conf: "), "{e}");

@@ -37,8 +37,16 @@ impl Cli {
             .dialect
             .map(dialect_of)
             .unwrap_or(self.default_dialect());
-        match (self.method, &self.path) {
-            (Method::VirtioSerial, Some(path)) => Ok(vec![port(path)]),
+        let vsock = |spec: VsockSpec| {
+            let dialect = spec.dialect.map_or(stream_dialect, dialect_of);
+            let transport = Transport::Vsock {
+                cid: spec.cid,
+                port: spec.port,
+            };
+            listener(transport, dialect)
+        };
+        let mut listeners = match (self.method, &self.path) {
+            (Method::VirtioSerial, Some(path)) => vec![port(path)],
             (Method::VirtioSerial, None) => {
                 let wanted = [(PHOENIX_PORT, Dialect::Phoenix), (QGA_PORT, Dialect::Qga)]
                     .into_iter()
@@ -49,7 +57,8 @@ impl Cli {
                     .filter(|p| self.retry_path || p.exists())
                     .map(port)
                     .collect();
-                if found.is_empty() {
+                // With --vsock, a guest without ports (Firecracker) is served on vsock.
+                if found.is_empty() && self.vsock.is_empty() {
                     let names: Vec<_> = wanted.map(|p| p.display().to_string()).collect();
                     return Err(format!(
                         "no agent port: {} missing (is the virtio-serial port configured? \
@@ -57,15 +66,26 @@ impl Cli {
                         names.join(" and ")
                     ));
                 }
-                Ok(found)
+                found
             }
             (Method::IsaSerial, _) => {
-                Ok(vec![listener(Transport::Port(self.path()), stream_dialect)])
+                vec![listener(Transport::Port(self.path()), stream_dialect)]
             }
             (Method::UnixListen, _) => {
-                Ok(vec![listener(Transport::Unix(self.path()), stream_dialect)])
+                vec![listener(Transport::Unix(self.path()), stream_dialect)]
             }
-        }
+            (Method::VsockListen, _) => {
+                let path = self.path();
+                let spec = path
+                    .to_str()
+                    .ok_or_else(|| "-p: not a vsock CID:PORT".to_string())
+                    .and_then(VsockSpec::parse)
+                    .map_err(|e| format!("-p {}: {e}", path.display()))?;
+                vec![vsock(spec)]
+            }
+        };
+        listeners.extend(self.vsock.iter().copied().map(vsock));
+        Ok(listeners)
     }
 
     /// The dialect of a socket or tty when `--dialect` is not given: qemu-ga's when the
@@ -112,6 +132,11 @@ impl Cli {
         }
         let _ = writeln!(out, "verbose={}", self.debug);
         let _ = writeln!(out, "retry-path={}", self.retry_path);
+        if !self.vsock.is_empty() {
+            let specs: Vec<String> = self.vsock.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "vsock={}", list(&specs));
+        }
+        let _ = writeln!(out, "send-timeout={}", self.send_timeout);
         let block: Vec<String> = self
             .block_commands
             .iter()
@@ -218,6 +243,84 @@ mod tests {
         assert_eq!(
             dialects(&cli(&["phoenix-ga", "-r", "--dialect", "qga"])),
             [(port(QGA_PORT), Dialect::Qga)]
+        );
+    }
+
+    #[test]
+    fn vsock_listeners() {
+        let vsock = |cid, port| Transport::Vsock { cid, port };
+        // qemu-ga's spelling, with -1 or 4294967295 for any CID, in either dialect.
+        assert_eq!(
+            dialects(&cli(&["phoenix-ga", "-m", "vsock-listen", "-p", "-1:1024"])),
+            [(vsock(u32::MAX, 1024), Dialect::Phoenix)]
+        );
+        assert_eq!(
+            dialects(&cli(&[
+                "qemu-ga",
+                "-m",
+                "vsock-listen",
+                "-p",
+                "4294967295:1024"
+            ])),
+            [(vsock(u32::MAX, 1024), Dialect::Qga)]
+        );
+        assert_eq!(
+            dialects(&cli(&[
+                "phoenix-ga",
+                "-m",
+                "vsock-listen",
+                "-p",
+                "3:5000",
+                "--dialect",
+                "qga"
+            ])),
+            [(vsock(3, 5000), Dialect::Qga)]
+        );
+        // Without -p: any CID, port 1023.
+        assert_eq!(
+            dialects(&cli(&["phoenix-ga", "-m", "vsock-listen"])),
+            [(vsock(u32::MAX, 1023), Dialect::Phoenix)]
+        );
+        // Beside the ports, each --vsock in its own dialect.
+        assert_eq!(
+            dialects(&cli(&[
+                "phoenix-ga",
+                "-r",
+                "--vsock",
+                "1023",
+                "--vsock=-1:1022:qga"
+            ])),
+            [
+                (Transport::Port(PHOENIX_PORT.into()), Dialect::Phoenix),
+                (Transport::Port(QGA_PORT.into()), Dialect::Qga),
+                (vsock(u32::MAX, 1023), Dialect::Phoenix),
+                (vsock(u32::MAX, 1022), Dialect::Qga)
+            ]
+        );
+        // A guest with no port at all (Firecracker) is served on vsock alone.
+        let c = cli(&["phoenix-ga", "-p", "/nonexistent/port", "--vsock", "9"]);
+        assert_eq!(c.listeners().unwrap().len(), 2);
+        let c = cli(&["phoenix-ga", "--dialect", "qga", "--vsock", "9"]);
+        if !Path::new(QGA_PORT).exists() {
+            assert_eq!(dialects(&c), [(vsock(u32::MAX, 9), Dialect::Qga)]);
+        }
+        // Bad addresses are errors naming the value.
+        let e = cli(&["phoenix-ga", "-m", "vsock-listen", "-p", "/dev/x"])
+            .listeners()
+            .unwrap_err();
+        assert!(e.starts_with("-p /dev/x: "), "{e}");
+        // -D writes what --config reads back.
+        let dump = cli(&[
+            "phoenix-ga",
+            "--vsock",
+            "-1:7:qga,3:8",
+            "--send-timeout",
+            "5",
+        ])
+        .dump();
+        assert!(
+            dump.contains("\nvsock=4294967295:7:qga;3:8\nsend-timeout=5\n"),
+            "{dump}"
         );
     }
 

@@ -6,13 +6,18 @@
 //!
 //! * [`port`]: a virtio-serial port or a serial tty (one host at a time, which comes
 //!   and goes while the device stays open);
-//! * [`unix`]: a UNIX socket the agent listens on (one stream per client).
+//! * [`unix`]: a UNIX socket the agent listens on (one stream per client);
+//! * [`vsock`]: an AF_VSOCK port the agent listens on (one stream per host
+//!   connection; Firecracker, Cloud Hypervisor, kata, QEMU's vhost-vsock).
+//!
+//! The two socket listeners share their per-client serving ([`stream`]).
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use phoenix_proto::LineFramer;
 
@@ -22,7 +27,9 @@ use crate::envelope::Envelope;
 use crate::reply::Sink;
 
 pub mod port;
+pub mod stream;
 pub mod unix;
+pub mod vsock;
 
 /// Size of one read from the host.
 const READ_BUF: usize = 64 << 10;
@@ -34,6 +41,13 @@ pub enum Transport {
     Port(PathBuf),
     /// A UNIX socket the agent creates and listens on.
     Unix(PathBuf),
+    /// An AF_VSOCK port the agent listens on, on `cid` ([`vsock::ANY_CID`]: any).
+    Vsock {
+        /// The guest CID to bind.
+        cid: u32,
+        /// The port.
+        port: u32,
+    },
 }
 
 /// A transport and the dialect spoken on it.
@@ -130,6 +144,7 @@ pub fn serve(agent: &Arc<Agent>, listeners: Vec<Listener>) -> io::Result<()> {
 fn serve_one(agent: &Arc<Agent>, listener: &Listener) -> io::Result<()> {
     let envelope = listener.envelope;
     let connect = |sink| Connection::new(agent, envelope, sink);
+    let send_timeout = Duration::from_secs(agent.config.send_timeout);
     tracing::info!(transport = ?listener.transport, dialect = envelope.dialect().name(), "listener");
     match &listener.transport {
         Transport::Port(path) => {
@@ -145,7 +160,13 @@ fn serve_one(agent: &Arc<Agent>, listener: &Listener) -> io::Result<()> {
                 let _ = std::fs::remove_file(&owned);
             });
             let agent = Arc::clone(agent);
-            unix::serve(socket, path, move |sink| {
+            unix::serve(socket, path, send_timeout, move |sink| {
+                Connection::new(&agent, envelope, sink)
+            })
+        }
+        Transport::Vsock { cid, port } => {
+            let agent = Arc::clone(agent);
+            vsock::serve(*cid, *port, send_timeout, move |sink| {
                 Connection::new(&agent, envelope, sink)
             })
         }

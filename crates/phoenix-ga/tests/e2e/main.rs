@@ -16,6 +16,7 @@ mod libvirt_accounts;
 mod network;
 mod qga;
 mod sysinfo;
+mod vsock;
 
 use std::sync::MutexGuard;
 use std::time::Duration;
