@@ -5,6 +5,7 @@
 //! Argument structs ignore unknown fields (old hosts send some) and default only what
 //! the command reference documents a default for.
 
+pub mod control;
 pub mod core;
 pub mod files;
 
