@@ -179,6 +179,10 @@ pub struct GuestOpts {
     /// QEMU's `-cpu` model; `None`: QEMU's default (qemu64 under TCG: no SSSE3 or
     /// AVX2), unless `PHOENIX_E2E_CPU` names one (e.g. `max`).
     pub cpu: Option<String>,
+    /// Whether the guest comes back after a reboot (QEMU without `-no-reboot`, libvirt's
+    /// `<on_reboot>restart</on_reboot>`). By default a reboot ends QEMU, as a kernel
+    /// panic does (the kernel reboots on panic).
+    pub reboot: bool,
 }
 
 impl GuestOpts {
@@ -200,6 +204,7 @@ impl GuestOpts {
             cpu: std::env::var("PHOENIX_E2E_CPU")
                 .ok()
                 .filter(|c| !c.is_empty()),
+            reboot: false,
         }
     }
 }
@@ -635,6 +640,12 @@ impl Guest {
         }
     }
 
+    /// Waits up to `timeout` for QEMU to exit (the guest powered itself off, or rebooted
+    /// without [`GuestOpts::reboot`]); whether it did. The guest stays as it is.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        self.vm.wait(timeout)
+    }
+
     /// Powers the guest off cleanly (thaws and unmounts the scratch disk first) and
     /// waits for QEMU to exit.
     pub fn shutdown(self) -> Result<()> {
@@ -684,11 +695,11 @@ fn spawn_qemu(opts: &GuestOpts, kvm: bool, kernel: &Kernel, dir: &Path) -> Resul
         "-no-user-config",
         "-display",
         "none",
-        "-no-reboot",
         // Thread names ("CPU 0/TCG", ...) in /proc, for CPU accounting.
         "-name",
         "phoenix-e2e,debug-threads=on",
     ])
+    .args((!opts.reboot).then_some("-no-reboot"))
     .args(["-accel", if kvm { "kvm" } else { "tcg" }])
     .args(opts.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]))
     .args([
@@ -791,6 +802,7 @@ fn create_domain(
         disk: &dir.join("scratch.img"),
         console: &dir.join("console.log"),
         channels: &channels,
+        reboot: opts.reboot,
     });
     let domain = libvirt::Domain::create(&name, &xml, dir)?;
     Ok((Vm::Libvirt(domain), libvirt::log_path(&name)))
