@@ -7,6 +7,7 @@
 //! One module per command family. A test leaves the guest as it found it: no client
 //! connected, the agent running, nothing frozen, eth0 as configured at boot.
 
+mod control;
 mod core;
 mod files;
 mod freeze;
