@@ -12,6 +12,7 @@ mod core;
 mod files;
 mod freeze;
 mod libvirt;
+mod libvirt_control;
 mod network;
 mod qga;
 mod sysinfo;
