@@ -1,9 +1,10 @@
 //! `phoenix-ctl`: talk to a Phoenix guest agent from the host.
 //!
-//! Each command family has its module (`system`, `net`, `files`, `freeze`); `cli` is
+//! Each command family has its module (`system`, `net`, `files`, `freeze`, `control`); `cli` is
 //! the command line, `output` the tables, sizes and JSON printing they share.
 
 mod cli;
+mod control;
 mod files;
 mod freeze;
 mod net;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use phoenix_client::api::control::PowerMode;
 use phoenix_client::{Client, ClientError, Dialect, Options, Report};
 
 use cli::{Cli, Cmd, DialectArg, IpCmd};
@@ -135,6 +137,19 @@ fn run(cli: &Cli) -> Result {
         Cmd::Freeze { mountpoints } => freeze::freeze(&client, mountpoints, json),
         Cmd::Thaw => freeze::thaw(&client, json),
         Cmd::FreezeStatus => freeze::status(&client, json),
+        Cmd::Time { set, sync } => {
+            let set = match (set, sync) {
+                (Some(ns), _) => control::SetTime::At(*ns),
+                (None, true) => control::SetTime::Sync,
+                (None, false) => control::SetTime::Show,
+            };
+            control::time(&client, set, json)
+        }
+        Cmd::Shutdown => control::power(&client, PowerMode::Powerdown, json),
+        Cmd::Reboot => control::power(&client, PowerMode::Reboot, json),
+        Cmd::Halt => control::power(&client, PowerMode::Halt, json),
+        Cmd::Vcpus { online } => control::vcpus(&client, *online, json),
+        Cmd::Fstrim { minimum } => control::fstrim(&client, *minimum, json),
         Cmd::Completions { .. } => unreachable!("handled before connecting"),
     }
 }
