@@ -3,8 +3,8 @@
 //! NEVER let these act on this machine: the real agent here only answers reads
 //! (`time`, `vcpus`) and refusals; every form that sets the clock, powers down or
 //! switches CPUs talks to [`Peer`], a fake qemu-ga on a socket of the test that
-//! records each request and answers as told. The acting forms against a real guest
-//! are in crates/phoenix-ga/tests/e2e/control.rs.
+//! records each request and answers as told; and, for real, a TCG guest of the test's
+//! own (the last test).
 
 mod common;
 
@@ -348,4 +348,93 @@ fn a_refusing_agent_changes_nothing() {
             );
         }
     }
+}
+
+// In a guest of its own (crates/phoenix-e2e): the acting forms, for real.
+
+/// `phoenix-ctl ARGS...` against a socket of the guest; its output.
+fn ctl_at(sock: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(CTL)
+        .args(["--timeout", "120", "-s"])
+        .arg(sock)
+        .args(args)
+        .env_remove("PHOENIX_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn in_a_guest_time_vcpus_fstrim_and_shutdown() {
+    if phoenix_e2e::skip() {
+        return;
+    }
+    const QGA_PORT: &str = "org.qemu.guest_agent.0";
+    let mut opts = phoenix_e2e::GuestOpts::new(agent_binary());
+    opts.extra_ports.push(QGA_PORT.into());
+    opts.scratch_mib = 64;
+    let g =
+        phoenix_e2e::Guest::boot(opts).unwrap_or_else(|e| panic!("{}", phoenix_client::Report(&e)));
+    let phoenix = g.host_socket();
+    let qga = g.port_socket(QGA_PORT);
+    let number = |script: &str| -> i64 { g.sh_ok(script).trim().parse().unwrap() };
+
+    // time --set, on each port; time --sync from the RTC.
+    for (sock, at) in [(&phoenix, 2_000_000_000_i64), (&qga, 2_100_000_000)] {
+        let shown = stdout(&ctl_at(
+            sock,
+            &["--json", "time", "--set", &format!("@{at}")],
+        ));
+        let shown: i64 = shown.trim().parse().unwrap();
+        assert!((at..at + 120).contains(&(shown / 1_000_000_000)), "{shown}");
+        let clock = number("date +%s");
+        assert!(
+            (at..at + 120).contains(&clock),
+            "date +%s {clock}, set {at}"
+        );
+        let rtc = number("cat /sys/class/rtc/rtc0/since_epoch");
+        assert!((at - 1..at + 120).contains(&rtc), "RTC {rtc}, set {at}");
+        g.sh_ok("date -u -s '2020-09-13 12:26:40' >/dev/null");
+        stdout(&ctl_at(sock, &["time", "--sync"]));
+        let clock = number("date +%s");
+        assert!((at..at + 120).contains(&clock), "after --sync: {clock}");
+    }
+
+    // vcpus --online 1, then 2.
+    let online = || g.sh_ok("cat /sys/devices/system/cpu/cpu1/online");
+    stdout(&ctl_at(&phoenix, &["vcpus", "--online", "1"]));
+    assert_eq!(online(), "0\n");
+    let table = stdout(&ctl_at(&qga, &["vcpus"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "no", "yes"]),
+        "{table}"
+    );
+    stdout(&ctl_at(&qga, &["vcpus", "--online", "2"]));
+    assert_eq!(online(), "1\n");
+
+    // fstrim on qemu-ga's port: the scratch disk is among the filesystems.
+    let trim: Value = serde_json::from_str(&stdout(&ctl_at(&qga, &["--json", "fstrim"]))).unwrap();
+    assert!(
+        trim["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == phoenix_e2e::SCRATCH),
+        "{trim}"
+    );
+
+    // shutdown: the guest's init powers off, QEMU exits.
+    assert_eq!(stdout(&ctl_at(&qga, &["shutdown"])), "");
+    assert!(
+        g.wait_exit(std::time::Duration::from_secs(120)),
+        "QEMU still runs\n{}",
+        g.diagnostics()
+    );
+    assert!(
+        g.console().contains("phoenix-e2e: poweroff"),
+        "{}",
+        g.diagnostics()
+    );
 }
