@@ -22,8 +22,8 @@ use phoenix_proto::types::control::cmd::{
     GuestSuspendHybrid, GuestSuspendRam,
 };
 use phoenix_proto::types::control::{
-    GuestLogicalProcessorArg, GuestMemoryBlockArg, GuestMemoryBlockResponse, GuestSetMemoryBlocksArgs,
-    GuestSetTimeArgs, GuestSetVcpusArgs, GuestShutdownArgs,
+    GuestLogicalProcessorArg, GuestMemoryBlockArg, GuestMemoryBlockResponse,
+    GuestSetMemoryBlocksArgs, GuestSetTimeArgs, GuestSetVcpusArgs, GuestShutdownArgs,
 };
 use phoenix_proto::types::storage::qga::cmd::GuestFstrim;
 use phoenix_proto::types::storage::qga::{FstrimArgs, GuestFilesystemTrimResponse};
