@@ -21,6 +21,9 @@ use phoenix_proto::types::files::qga::{
 use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
 use phoenix_proto::types::freeze::FsFreezeArgs;
 use phoenix_proto::types::storage::qga::FstrimArgs;
+use phoenix_proto::types::control::{
+    GuestSetMemoryBlocksArgs, GuestSetTimeArgs, GuestSetVcpusArgs, GuestShutdownArgs,
+};
 use phoenix_proto::types::net::{IfaceArgs, IpAddrArgs, RouteArgs, RouteListArgs};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,4 +69,8 @@ fuzz_target!(|data: &[u8]| {
     check::<GuestSshGetAuthorizedKeysArgs>(text);
     check::<GuestSshAddAuthorizedKeysArgs>(text);
     check::<GuestSshRemoveAuthorizedKeysArgs>(text);
+    check::<GuestSetTimeArgs>(text);
+    check::<GuestShutdownArgs>(text);
+    check::<GuestSetVcpusArgs>(text);
+    check::<GuestSetMemoryBlocksArgs>(text);
 });

@@ -169,6 +169,37 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: SshKeysCmd,
     },
+    /// Show the guest's clock; `--set TIME` sets it (then the guest's RTC), `--sync`
+    /// sets it from the guest's RTC (as `virsh domtime --sync` after a migration).
+    Time {
+        /// `now` (this host's clock), seconds since the epoch (`1796530886`,
+        /// `@1796530886.25`) or RFC 3339 (`2026-12-06T06:43:13Z`).
+        #[arg(long, value_parser = crate::control::parse_time, value_name = "TIME", conflicts_with = "sync")]
+        set: Option<i64>,
+        /// Set the clock from the guest's RTC.
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Power the guest off through its own init (thawing a freeze first).
+    Shutdown,
+    /// Reboot the guest through its own init.
+    Reboot,
+    /// Halt the guest (stop without powering off) through its own init.
+    Halt,
+    /// The guest's logical processors; `--online N` leaves the N lowest-numbered
+    /// online and takes the others offline first.
+    Vcpus {
+        /// How many CPUs should be online.
+        #[arg(long, value_name = "N")]
+        online: Option<usize>,
+    },
+    /// Discard the unused blocks of the guest's filesystems (thin-provisioned disks
+    /// shrink on the host).
+    Fstrim {
+        /// Skip free extents shorter than this many bytes.
+        #[arg(long, value_name = "BYTES")]
+        minimum: Option<u64>,
+    },
     /// Send one raw request and print the reply's value, e.g.
     /// `raw '{"execute":"file-stat","arguments":{"path":"/etc"}}'`.
     Raw {

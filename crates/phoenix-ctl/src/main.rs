@@ -1,10 +1,12 @@
 //! `phoenix-ctl`: talk to a Phoenix guest agent from the host.
 //!
-//! Each command family has its module (`system`, `net`, `files`, `freeze`, `accounts`); `cli` is
-//! the command line, `output` the tables, sizes and JSON printing they share.
+//! Each command family has its module (`system`, `net`, `files`, `freeze`, `accounts`,
+//! `control`); `fanout` runs one command on many guests; `cli` is the command line,
+//! `output` the tables, sizes and JSON printing they share.
 
 mod accounts;
 mod cli;
+mod control;
 mod fanout;
 mod files;
 mod freeze;
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
+use phoenix_client::api::control::PowerMode;
 use phoenix_client::{Client, ClientError, Dialect, Options, Report};
 
 use cli::{Cli, Cmd, DialectArg, IpCmd, SshKeysCmd};
@@ -156,6 +159,19 @@ fn run(cli: &Cli) -> Result {
                 accounts::remove(&client, user, file.as_deref(), json)
             }
         },
+        Cmd::Time { set, sync } => {
+            let set = match (set, sync) {
+                (Some(ns), _) => control::SetTime::At(*ns),
+                (None, true) => control::SetTime::Sync,
+                (None, false) => control::SetTime::Show,
+            };
+            control::time(&client, set, json)
+        }
+        Cmd::Shutdown => control::power(&client, PowerMode::Powerdown, json),
+        Cmd::Reboot => control::power(&client, PowerMode::Reboot, json),
+        Cmd::Halt => control::power(&client, PowerMode::Halt, json),
+        Cmd::Vcpus { online } => control::vcpus(&client, *online, json),
+        Cmd::Fstrim { minimum } => control::fstrim(&client, *minimum, json),
         Cmd::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

@@ -61,6 +61,24 @@ fi
     done
 ) &
 
+# Power requests, as busybox init takes them: SIGUSR2 powers off, SIGUSR1 halts, SIGTERM
+# reboots (busybox's poweroff, halt and reboot signal PID 1 so; the agent's
+# guest-shutdown runs them). Like an init, this one ends every other process, syncs and
+# unmounts; it also thaws the scratch disk, and says on the console when it had to.
+power() {
+    echo "phoenix-e2e: $1" >/dev/ttyS0
+    fsfreeze --unfreeze /mnt/scratch 2>/dev/null && echo "phoenix-e2e: the scratch disk was still frozen" >/dev/ttyS0
+    touch /run/ga.norestart
+    kill -TERM -1
+    sleep 1
+    sync
+    umount /mnt/scratch
+    "$1" -f
+}
+trap 'power poweroff' USR2
+trap 'power halt' USR1
+trap 'power reboot' TERM
+
 # The shell channel. The host sends "ID BASE64-SCRIPT" lines; for each, the script runs
 # with stdin from /dev/null and the reply is "OUT ID NSTDOUT NSTDERR", the raw stdout
 # and stderr bytes, then "END ID STATUS". The port is opened once and kept open: closing

@@ -189,6 +189,10 @@ pub struct GuestOpts {
     /// only, not libvirt). The guest loads no vsock module by itself: load
     /// `vmw_vsock_virtio_transport` in `setup` or later with [`Guest::sh`].
     pub vsock: Option<u32>,
+    /// Whether the guest comes back after a reboot (QEMU without `-no-reboot`, libvirt's
+    /// `<on_reboot>restart</on_reboot>`). By default a reboot ends QEMU, as a kernel
+    /// panic does (the kernel reboots on panic).
+    pub reboot: bool,
 }
 
 impl GuestOpts {
@@ -211,6 +215,7 @@ impl GuestOpts {
                 .ok()
                 .filter(|c| !c.is_empty()),
             vsock: None,
+            reboot: false,
         }
     }
 }
@@ -688,6 +693,12 @@ impl Guest {
         }
     }
 
+    /// Waits up to `timeout` for QEMU to exit (the guest powered itself off, or rebooted
+    /// without [`GuestOpts::reboot`]); whether it did. The guest stays as it is.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        self.vm.wait(timeout)
+    }
+
     /// Powers the guest off cleanly (thaws and unmounts the scratch disk first) and
     /// waits for QEMU to exit.
     pub fn shutdown(self) -> Result<()> {
@@ -742,11 +753,11 @@ fn spawn_qemu(opts: &GuestOpts, kvm: bool, kernel: &Kernel, dir: &Path) -> Resul
         "-no-user-config",
         "-display",
         "none",
-        "-no-reboot",
         // Thread names ("CPU 0/TCG", ...) in /proc, for CPU accounting.
         "-name",
         "phoenix-e2e,debug-threads=on",
     ])
+    .args((!opts.reboot).then_some("-no-reboot"))
     .args(["-accel", if kvm { "kvm" } else { "tcg" }])
     .args(opts.cpu.iter().flat_map(|c| ["-cpu", c.as_str()]))
     .args([
@@ -852,6 +863,7 @@ fn create_domain(
         disk: &dir.join("scratch.img"),
         console: &dir.join("console.log"),
         channels: &channels,
+        reboot: opts.reboot,
     });
     let domain = libvirt::Domain::create(&name, &xml, dir)?;
     Ok((Vm::Libvirt(domain), libvirt::log_path(&name)))

@@ -84,12 +84,14 @@ pub(crate) struct Spec<'a> {
     /// virtio-serial channels: the port name and the host socket (`None`: libvirt
     /// chooses it, as for its own agent channel).
     pub channels: &'a [(String, Option<PathBuf>)],
+    /// `<on_reboot>restart</on_reboot>` rather than `destroy`.
+    pub reboot: bool,
 }
 
 /// The domain XML of `spec`: direct kernel boot, the scratch disk on virtio-blk, QEMU's
 /// user network on virtio-net, the serial console into a file, the channels; no
-/// balloon, no USB, nothing else; gone on power-off, reboot or crash (the guest's
-/// kernel panics into a reboot).
+/// balloon, no USB, nothing else; gone on power-off, reboot (unless `spec.reboot`) or
+/// crash (the guest's kernel panics into a reboot).
 pub(crate) fn domain_xml(spec: &Spec<'_>) -> String {
     let p = |path: &Path| escape(&path.display().to_string());
     let mut x = String::new();
@@ -114,8 +116,10 @@ pub(crate) fn domain_xml(spec: &Spec<'_>) -> String {
         }
         None => {}
     }
-    x.push_str(
-        "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  \
+    let on_reboot = if spec.reboot { "restart" } else { "destroy" };
+    let _ = write!(
+        x,
+        "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>{on_reboot}</on_reboot>\n  \
          <on_crash>destroy</on_crash>\n  <devices>\n",
     );
     if let Some(emulator) = spec.emulator {
@@ -376,6 +380,7 @@ mod tests {
             disk: Path::new("/tmp/g/scratch.img"),
             console: Path::new("/tmp/g/console.log"),
             channels: &channels,
+            reboot: false,
         });
         assert!(xml.starts_with("<domain type='qemu'>\n  <name>phoenix-e2e-1-1</name>\n"));
         for part in [
@@ -413,6 +418,7 @@ mod tests {
             disk: Path::new("/d"),
             console: Path::new("/c"),
             channels: &[],
+            reboot: true,
         });
         assert!(xml.starts_with("<domain type='kvm'>"), "{xml}");
         assert!(xml.contains("<name>a&amp;b</name>"), "{xml}");
@@ -422,6 +428,7 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains("<cpu mode='maximum'/>"), "{xml}");
+        assert!(xml.contains("<on_reboot>restart</on_reboot>"), "{xml}");
     }
 
     #[test]

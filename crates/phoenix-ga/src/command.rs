@@ -225,7 +225,10 @@ fn classify(message: &str, path: &str) -> ArgKind {
 /// QAPI's name for the type serde expected.
 fn qapi_type(expected: &str) -> &'static str {
     let e = expected.trim_start_matches("a ").trim_start_matches("an ");
-    if e.starts_with('i') || e.starts_with('u') || e.contains("integer") {
+    if e == "u64" {
+        // QAPI's `uint64`, worded apart (see the qga envelope).
+        "uint64"
+    } else if e.starts_with('i') || e.starts_with('u') || e.contains("integer") {
         "integer"
     } else if e.starts_with('f') || e.contains("number") {
         "number"
@@ -331,6 +334,15 @@ mod tests {
             expected,
         };
         assert_eq!(kind(r#"{"count":"1"}"#), wrong("count", "integer"));
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct U {
+            size: u64,
+        }
+        match parse_args::<U>(Some(&raw(r#"{"size":-1}"#))).unwrap_err() {
+            Error::InvalidArguments(a) => assert_eq!(a.kind, wrong("size", "uint64")),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(kind(r#"{"count":1.5}"#), wrong("count", "integer"));
         assert_eq!(
             kind(r#"{"count":1,"list":[1]}"#),

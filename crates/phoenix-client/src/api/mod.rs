@@ -5,6 +5,7 @@
 //! client learns about the agent; each command family has its own submodule.
 
 pub mod accounts;
+pub mod control;
 pub mod files;
 pub mod freeze;
 pub mod net;

@@ -108,6 +108,11 @@ pub fn word(error: &Error) -> (&'static str, String) {
             let desc = match &arg.kind {
                 ArgKind::Missing(p) => format!("Parameter '{p}' is missing"),
                 ArgKind::Unexpected(p) => format!("Parameter '{p}' is unexpected"),
+                // QAPI's uint64 visitor words its refusal apart.
+                ArgKind::WrongType {
+                    param,
+                    expected: "uint64",
+                } => format!("Parameter '{param}' expects uint64"),
                 ArgKind::WrongType { param, expected } => {
                     format!("Invalid parameter type for '{param}', expected: {expected}")
                 }
@@ -196,6 +201,13 @@ mod tests {
                     value: "nope".into(),
                 }),
                 "Parameter 'whence' does not accept value 'nope'",
+            ),
+            (
+                arg(ArgKind::WrongType {
+                    param: "mem-blks[0].phys-index".into(),
+                    expected: "uint64",
+                }),
+                "Parameter 'mem-blks[0].phys-index' expects uint64",
             ),
             (
                 Error::Disabled("guest-file-open".into()),

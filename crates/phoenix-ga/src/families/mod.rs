@@ -101,4 +101,5 @@ families! {
     net::Net,
     freeze::Freeze,
     accounts::Accounts,
+    control::Control,
 }

@@ -8,11 +8,13 @@
 //! connected, the agent running, nothing frozen, eth0 as configured at boot.
 
 mod accounts;
+mod control;
 mod core;
 mod files;
 mod freeze;
 mod libvirt;
 mod libvirt_accounts;
+mod libvirt_control;
 mod network;
 mod qga;
 mod sysinfo;

@@ -6,6 +6,7 @@
 //! the command reference documents a default for.
 
 pub mod accounts;
+pub mod control;
 pub mod core;
 pub mod files;
 

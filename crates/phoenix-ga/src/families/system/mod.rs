@@ -38,9 +38,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use phoenix_proto::types::system::qga::{GuestCpuStats, GuestLogicalProcessor, GuestMemoryBlock};
 use phoenix_proto::types::system::qga::cmd as qga_cmd;
 use phoenix_proto::types::system::{cmd, Disk, LoadAvg, SysInfo, Uname};
+use phoenix_proto::Dialect;
 
 use super::{Family, Setup};
-use crate::command::{entry, Entry};
+use crate::command::{entry, entry_in, Entry};
 use crate::error::Error;
 pub use osrelease::OsRelease;
 pub use timezone::Zone;
@@ -60,7 +61,7 @@ impl Family for System {
     }
 
     fn commands(&self) -> &'static [Entry] {
-        static COMMANDS: [Entry; 11] = [
+        static COMMANDS: [Entry; 14] = [
             entry::<cmd::Sysinfo>(),
             entry::<qga_cmd::GuestGetOsinfo>(),
             entry::<qga_cmd::GuestGetHostName>(),
@@ -72,6 +73,10 @@ impl Family for System {
             entry::<qga_cmd::GuestGetMemoryBlockInfo>(),
             entry::<qga_cmd::GuestGetLoad>(),
             entry::<qga_cmd::GuestGetCpustats>(),
+            // The readers of the control family's commands, in the Phoenix dialect too.
+            entry_in::<qga_cmd::GuestGetTime>(Dialect::Phoenix),
+            entry_in::<qga_cmd::GuestGetVcpus>(Dialect::Phoenix),
+            entry_in::<qga_cmd::GuestGetMemoryBlocks>(Dialect::Phoenix),
         ];
         &COMMANDS
     }
