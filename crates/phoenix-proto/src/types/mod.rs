@@ -6,6 +6,7 @@
 //! the command reference documents a default for.
 
 pub mod core;
+pub mod exec;
 pub mod files;
 
 pub mod freeze;
