@@ -135,7 +135,6 @@ pub const fn entry<C: Command>() -> Entry {
 /// own: a qemu-ga command that the Phoenix envelope offers under the same name and with
 /// the same arguments and reply (list both lines: `entry::<C>()` and
 /// `entry_in::<C>(Dialect::Phoenix)`).
-#[allow(dead_code)] // Until the first such command lands; remove then.
 pub const fn entry_in<C: Command>(dialect: Dialect) -> Entry {
     Entry {
         dialect,

@@ -100,4 +100,5 @@ families! {
     storage::Storage,
     net::Net,
     freeze::Freeze,
+    exec::Exec,
 }

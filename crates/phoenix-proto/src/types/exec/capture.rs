@@ -97,7 +97,12 @@ impl<'de> Visitor<'de> for CaptureVisitor {
             "stderr" => M::Stderr,
             "separated" => M::Separated,
             "merged" => M::Merged,
-            other => return Err(E::unknown_variant(other, &GuestExecCaptureOutputMode::NAMES)),
+            other => {
+                return Err(E::unknown_variant(
+                    other,
+                    &GuestExecCaptureOutputMode::NAMES,
+                ))
+            }
         };
         Ok(GuestExecCaptureOutput::Mode(mode))
     }
@@ -159,7 +164,9 @@ mod tests {
 
     #[test]
     fn refusals_are_worded_as_qapi_words_them() {
-        assert!(parse("\"all\"").unwrap_err().starts_with("unknown variant `all`"));
+        assert!(parse("\"all\"")
+            .unwrap_err()
+            .starts_with("unknown variant `all`"));
         for text in ["1", "null", "[]", "{}", "1.5"] {
             let e = parse(text).unwrap_err();
             assert!(
