@@ -288,7 +288,8 @@ fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 /// one), every signal at its default action, and every descriptor past the three
 /// standard ones close-on-exec.
 fn child_setup(terminal: bool) -> io::Result<()> {
-    // SAFETY: each call is async-signal-safe and takes only integers.
+    // SAFETY: each call is async-signal-safe and takes only integers or pointers to
+    // values on this stack frame that outlive the call.
     unsafe {
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
@@ -296,13 +297,22 @@ fn child_setup(terminal: bool) -> io::Result<()> {
         if terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
             return Err(io::Error::last_os_error());
         }
-        for sig in 1..libc::SIGRTMIN() {
+        // Every signal at its default action, glibc's own two (32 and 33) included,
+        // which its `signal` refuses: the kernel's call, with a zeroed action
+        // (SIG_DFL, no flags, an empty mask) large enough for every architecture.
+        let default = [0u64; 4];
+        for sig in 1..=libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                // glibc refuses its own two (32 and 33); the agent never ignores them.
-                libc::signal(sig, libc::SIG_DFL);
+                libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), 0usize, 8usize);
             }
         }
-        // std empties the signal mask itself; the agent's is not inherited.
+        // The agent blocks nearly every signal in every thread: an empty mask for the
+        // program, whatever the standard library does before this closure.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::other("pthread_sigmask"));
+        }
         let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
         if marked != 0 {
             // Before Linux 5.11: one by one, up to the descriptor limit.
