@@ -34,7 +34,12 @@ pub struct GuestExecArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_data: Option<String>,
     /// Which output streams are captured (none when absent; both in streaming mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `null` is refused, as qemu-ga refuses it.
+    #[serde(
+        default,
+        deserialize_with = "present_capture",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capture_output: Option<GuestExecCaptureOutput>,
     /// Extension: stream the output instead of capturing it: `guest-exec-read` takes
     /// it from an offset while the process runs, nothing is capped and nothing lost
@@ -60,6 +65,14 @@ pub struct GuestExecArgs {
     /// grace period later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
+}
+
+/// Called only when `capture-output` is present: `null` is then no branch of the
+/// alternate.
+fn present_capture<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<GuestExecCaptureOutput>, D::Error> {
+    GuestExecCaptureOutput::deserialize(d).map(Some)
 }
 
 /// `guest-exec` return value (QAPI's `GuestExec`).
