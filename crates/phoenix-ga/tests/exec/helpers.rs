@@ -110,7 +110,9 @@ impl Ga {
     /// [`Ga::read_all`] from an offset of standard output.
     pub(crate) fn read_all_from(&mut self, pid: i64, from: usize) -> (Vec<u8>, Vec<u8>, Value) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
+            assert!(Instant::now() < deadline, "pid {pid} never ended its streams");
             let r = self.ok(
                 "guest-exec-read",
                 json!({"pid": pid, "out-offset": from + out.len(), "err-offset": err.len(),
