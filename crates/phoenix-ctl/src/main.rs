@@ -4,6 +4,7 @@
 //! the command line, `output` the tables, sizes and JSON printing they share.
 
 mod cli;
+mod exec;
 mod files;
 mod freeze;
 mod net;
@@ -86,11 +87,16 @@ fn is_broken_pipe(e: &(dyn StdError + 'static)) -> bool {
 }
 
 fn run(cli: &Cli) -> Result {
-    if !(cli.timeout >= 0.0 && cli.timeout.is_finite()) {
-        return Err(Usage(format!("invalid --timeout {}", cli.timeout)).into());
+    if let Some(t) = cli.timeout.filter(|t| !(*t >= 0.0 && t.is_finite())) {
+        return Err(Usage(format!("invalid --timeout {t}")).into());
     }
+    // `exec` takes --timeout for the remote command; its replies wait the default.
+    let reply_timeout = match (&cli.command, cli.timeout) {
+        (Cmd::Exec { .. }, _) | (_, None) => 30.0,
+        (_, Some(t)) => t,
+    };
     let opts = Options {
-        timeout: (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout)),
+        timeout: (reply_timeout > 0.0).then(|| Duration::from_secs_f64(reply_timeout)),
         dialect: match cli.dialect {
             DialectArg::Auto => None,
             DialectArg::Phoenix => Some(Dialect::Phoenix),
@@ -135,6 +141,21 @@ fn run(cli: &Cli) -> Result {
         Cmd::Freeze { mountpoints } => freeze::freeze(&client, mountpoints, json),
         Cmd::Thaw => freeze::thaw(&client, json),
         Cmd::FreezeStatus => freeze::status(&client, json),
+        Cmd::Exec {
+            interactive,
+            tty,
+            env,
+            cmd,
+        } => exec::exec(
+            &client,
+            &exec::ExecOptions {
+                interactive: *interactive,
+                tty: *tty,
+                timeout: cli.timeout,
+                env,
+                cmd,
+            },
+        ),
         Cmd::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

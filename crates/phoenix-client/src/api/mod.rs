@@ -4,6 +4,7 @@
 //! command by its marker type. This module holds the agent's own commands and what the
 //! client learns about the agent; each command family has its own submodule.
 
+pub mod exec;
 pub mod files;
 pub mod freeze;
 pub mod net;

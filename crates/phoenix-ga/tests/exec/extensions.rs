@@ -79,7 +79,7 @@ fn a_timeout_kills_a_group_that_ignores_sigterm() {
         });
         // (Dead members may wait as zombies for whoever reaps orphans here.)
         eventually("the process group is gone", || {
-            group(pid as u32).iter().all(|&(_, state)| state == 'Z')
+            group(u32::try_from(pid).unwrap()).iter().all(|&(_, state)| state == 'Z')
         });
     }
 }
@@ -102,7 +102,7 @@ fn kill_signals_the_group_or_the_process() {
             json!({"exited": true, "signal": 15}),
             "{d:?}"
         );
-        assert!(!alive(pid as u32));
+        assert!(!alive(u32::try_from(pid).unwrap()));
         // group=false reaches the process alone: its child lives on.
         let pid = ga.exec(
             json!({"path": "/bin/sh", "arg": ["-c", "sleep 1000 & echo $!; wait"],
@@ -163,7 +163,7 @@ fn ten_mib_of_stdin_delivered() {
                 json!({"pid": pid, "input-data": b64(&bytes[at..end]),
                                  "close": end == SIZE}),
             );
-            let n = r["count"].as_u64().unwrap() as usize;
+            let n = usize::try_from(r["count"].as_u64().unwrap()).unwrap();
             assert!(n > 0, "nothing taken at {at}");
             if at + n < end {
                 // Partly taken: the rest again, without closing.

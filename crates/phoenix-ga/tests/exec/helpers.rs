@@ -112,7 +112,10 @@ impl Ga {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            assert!(Instant::now() < deadline, "pid {pid} never ended its streams");
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} never ended its streams"
+            );
             let r = self.ok(
                 "guest-exec-read",
                 json!({"pid": pid, "out-offset": from + out.len(), "err-offset": err.len(),
