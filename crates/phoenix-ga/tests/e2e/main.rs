@@ -8,9 +8,11 @@
 //! connected, the agent running, nothing frozen, eth0 as configured at boot.
 
 mod core;
+mod exec;
 mod files;
 mod freeze;
 mod libvirt;
+mod libvirt_exec;
 mod network;
 mod qga;
 mod sysinfo;
