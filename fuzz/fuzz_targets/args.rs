@@ -14,6 +14,10 @@ use phoenix_proto::types::files::qga::{
     GuestFileHandleArgs, GuestFileOpenArgs, GuestFileReadArgs, GuestFileSeekArgs,
     GuestFileWriteArgs,
 };
+use phoenix_proto::types::exec::{
+    GuestExecArgs, GuestExecKillArgs, GuestExecReadArgs, GuestExecResizeArgs,
+    GuestExecStatusArgs, GuestExecWriteArgs,
+};
 use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
 use phoenix_proto::types::freeze::FsFreezeArgs;
 use phoenix_proto::types::storage::qga::FstrimArgs;
@@ -58,4 +62,11 @@ fuzz_target!(|data: &[u8]| {
     check::<GuestFileSeekArgs>(text);
     check::<GuestFsfreezeFreezeListArgs>(text);
     check::<FstrimArgs>(text);
+    // The exec family's (both dialects).
+    check::<GuestExecArgs>(text);
+    check::<GuestExecStatusArgs>(text);
+    check::<GuestExecReadArgs>(text);
+    check::<GuestExecWriteArgs>(text);
+    check::<GuestExecKillArgs>(text);
+    check::<GuestExecResizeArgs>(text);
 });
