@@ -79,7 +79,9 @@ fn a_timeout_kills_a_group_that_ignores_sigterm() {
         });
         // (Dead members may wait as zombies for whoever reaps orphans here.)
         eventually("the process group is gone", || {
-            group(u32::try_from(pid).unwrap()).iter().all(|&(_, state)| state == 'Z')
+            group(u32::try_from(pid).unwrap())
+                .iter()
+                .all(|&(_, state)| state == 'Z')
         });
     }
 }
