@@ -36,7 +36,7 @@ fn run(c: &Client, args: &GuestExecArgs) -> phoenix_proto::types::exec::GuestExe
         .exec(args)
         .unwrap_or_else(|e| panic!("{args:?}: {}", Report(&e)));
     for _ in 0..10 {
-        let s = c.exec_status(pid, Some(30.0)).unwrap();
+        let s = c.exec_status(pid, Some(20.0)).unwrap();
         if s.exited {
             return s;
         }
@@ -96,7 +96,7 @@ fn exec_in_the_guest_through_both_ports() {
                 .exec_read(&GuestExecReadArgs {
                     pid,
                     out_offset: Some(got.len() as u64),
-                    wait: Some(30.0),
+                    wait: Some(20.0),
                     ..GuestExecReadArgs::default()
                 })
                 .unwrap();
