@@ -187,3 +187,74 @@ fn against_qemu_ga_the_status_is_polled() {
     let out = exec(&qga.sock, &["-t", "--", "/bin/sh"], b"");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+nix::ioctl_write_ptr_bad!(set_window, nix::libc::TIOCSWINSZ, nix::libc::winsize);
+
+/// Sets the window size of the terminal `fd` is on.
+fn window(fd: &impl std::os::fd::AsRawFd, rows: u16, cols: u16) {
+    let ws = nix::libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize`, which lives across the call.
+    unsafe { set_window(fd.as_raw_fd(), &ws) }.unwrap();
+}
+
+/// Reads the terminal's master until `want` has come; all read so far.
+fn read_until(master: &mut impl std::io::Read, seen: &mut Vec<u8>, want: &str) {
+    let mut buf = [0u8; 4096];
+    while !text(seen).contains(want) {
+        let n = master.read(&mut buf).unwrap_or(0);
+        assert!(
+            n > 0,
+            "the terminal closed before {want:?}: {:?}",
+            text(seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn a_local_terminal_in_raw_mode_and_its_window_size() {
+    use std::io::Write;
+    let agent = TestAgent::start(&[]);
+    let (master, slave, _) = phoenix_testkit::raw_pty();
+    // A cooked terminal, as a user's is: phoenix-ctl makes it raw.
+    let mut t = nix::sys::termios::tcgetattr(&slave).unwrap();
+    t.local_flags |= nix::sys::termios::LocalFlags::ICANON | nix::sys::termios::LocalFlags::ECHO;
+    nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t).unwrap();
+    window(&slave, 30, 100);
+    let mut child = Command::new(CTL)
+        .args(["-s", agent.sock.to_str().unwrap(), "exec", "-t", "--"])
+        .args(["/bin/sh", "-c", "stty size; read x; stty size; echo got $x"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let mut master = master;
+    let mut seen = Vec::new();
+    read_until(&mut master, &mut seen, "30 100\r\n");
+    // The local terminal is raw now: no local echo, no line editing.
+    let raw = nix::sys::termios::tcgetattr(&slave).unwrap();
+    assert!(!raw
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ICANON));
+    // A window change reaches the remote terminal.
+    window(&slave, 40, 120);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(b"go\r").unwrap();
+    read_until(&mut master, &mut seen, "got go\r\n");
+    assert!(text(&seen).contains("40 120\r\n"), "{:?}", text(&seen));
+    let status = phoenix_testkit::wait_exit(&mut child, Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(0));
+    // The terminal is as it was.
+    let after = nix::sys::termios::tcgetattr(&slave).unwrap();
+    assert!(after
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ICANON));
+}
