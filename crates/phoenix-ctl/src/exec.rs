@@ -200,14 +200,20 @@ fn streamed(client: &Client, o: &ExecOptions<'_>, args: &mut GuestExecArgs) -> R
             // come through the reading loop.
             scope.spawn(move || pump_input(client, pid));
         }
-        let result = read_output(client, pid);
+        // Nothing here may unwind out of the scope, which would then wait for the
+        // threads for ever: a panic is caught, and stderr written without `eprintln!`
+        // (which panics when the reader of stderr has gone).
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_output(client, pid)));
         drop(raw);
         let code = match result {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("phoenix-ctl: {}", phoenix_client::Report(&*e));
+            Ok(Ok(code)) => code,
+            Ok(Err(e)) => {
+                let report = phoenix_client::Report(&*e);
+                let _ = writeln!(std::io::stderr(), "phoenix-ctl: {report}");
                 i32::from(crate::exit_status(&*e))
             }
+            Err(_) => 101,
         };
         let _ = std::io::stdout().flush();
         std::process::exit(code)

@@ -258,3 +258,53 @@ fn a_local_terminal_in_raw_mode_and_its_window_size() {
         .local_flags
         .contains(nix::sys::termios::LocalFlags::ICANON));
 }
+
+#[test]
+fn exec_ends_when_the_agent_goes_even_with_nobody_reading_its_output() {
+    let agent = TestAgent::start(&[]);
+    let mut child = Command::new(CTL)
+        .args([
+            "-s",
+            agent.sock.to_str().unwrap(),
+            "exec",
+            "--",
+            "/bin/sleep",
+            "100",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sleeping_under(agent.pid()) {
+        assert!(Instant::now() < deadline, "the remote sleep never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Whoever read phoenix-ctl's output has gone (its error message cannot be
+    // printed), then the agent goes too.
+    drop((child.stdout.take(), child.stderr.take()));
+    let sleeper = agent.pid();
+    let orphans: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.contains("(sleep)") && stat.contains(&format!(" {sleeper} "))
+        })
+        .collect();
+    drop(agent);
+    let status = phoenix_testkit::wait_exit(&mut child, Duration::from_secs(30));
+    for p in orphans {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(p).unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("phoenix-ctl exec hung after the agent went");
+    };
+    assert_eq!(status.code(), Some(3));
+}
