@@ -18,6 +18,10 @@ use phoenix_proto::types::files::qga::{
     GuestFileHandleArgs, GuestFileOpenArgs, GuestFileReadArgs, GuestFileSeekArgs,
     GuestFileWriteArgs,
 };
+use phoenix_proto::types::exec::{
+    GuestExecArgs, GuestExecKillArgs, GuestExecReadArgs, GuestExecResizeArgs,
+    GuestExecStatusArgs, GuestExecWriteArgs,
+};
 use phoenix_proto::types::freeze::qga::GuestFsfreezeFreezeListArgs;
 use phoenix_proto::types::freeze::FsFreezeArgs;
 use phoenix_proto::types::storage::qga::FstrimArgs;
@@ -73,4 +77,11 @@ fuzz_target!(|data: &[u8]| {
     check::<GuestShutdownArgs>(text);
     check::<GuestSetVcpusArgs>(text);
     check::<GuestSetMemoryBlocksArgs>(text);
+    // The exec family's (both dialects).
+    check::<GuestExecArgs>(text);
+    check::<GuestExecStatusArgs>(text);
+    check::<GuestExecReadArgs>(text);
+    check::<GuestExecWriteArgs>(text);
+    check::<GuestExecKillArgs>(text);
+    check::<GuestExecResizeArgs>(text);
 });

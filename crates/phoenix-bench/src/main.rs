@@ -6,6 +6,7 @@
 //! qemu-guest-agent package.
 
 mod core;
+mod exec;
 mod files;
 mod freeze;
 mod guest;
@@ -61,6 +62,7 @@ const SECTIONS: &[Section] = &[
     ("system", system::run),
     ("network", network::run),
     ("qga", qga::run),
+    ("exec", exec::run),
     ("freeze", freeze::run),
     ("guest", guest::run),
     ("vsock", vsock::run),

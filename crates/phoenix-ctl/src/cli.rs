@@ -35,9 +35,11 @@ pub struct Cli {
     /// With many guests: how many to run the command on at once.
     #[arg(long, default_value_t = 16, value_name = "N", global = true)]
     pub parallel: usize,
-    /// Seconds to wait for each reply (0 waits for ever).
-    #[arg(long, default_value_t = 30.0, value_name = "S", global = true)]
-    pub timeout: f64,
+    /// Seconds to wait for each reply (0 waits for ever; 30 when not given). For
+    /// `exec`: the remote command's timeout instead (its process group is killed
+    /// after S seconds).
+    #[arg(long, value_name = "S", global = true)]
+    pub timeout: Option<f64>,
     /// Print replies as JSON, one line per command (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
@@ -199,6 +201,23 @@ pub enum Cmd {
         /// Skip free extents shorter than this many bytes.
         #[arg(long, value_name = "BYTES")]
         minimum: Option<u64>,
+    },
+    /// Run a command in the guest, its output streamed and its exit status
+    /// phoenix-ctl's (`exec -- ls -l /`, `exec -it -- sh`); Ctrl-C is forwarded.
+    Exec {
+        /// Stream the local standard input to the command.
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Run it on a terminal in the guest, the local terminal in raw mode.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// The command's environment, K=V (repeatable): it replaces the agent's, and a
+        /// default PATH is added when it has none.
+        #[arg(short = 'e', long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
     },
     /// Send one raw request and print the reply's value, e.g.
     /// `raw '{"execute":"file-stat","arguments":{"path":"/etc"}}'`.

@@ -7,6 +7,7 @@
 mod accounts;
 mod cli;
 mod control;
+mod exec;
 mod fanout;
 mod files;
 mod freeze;
@@ -100,11 +101,16 @@ fn is_broken_pipe(e: &(dyn StdError + 'static)) -> bool {
 }
 
 fn run(cli: &Cli) -> Result {
-    if !(cli.timeout >= 0.0 && cli.timeout.is_finite()) {
-        return Err(Usage(format!("invalid --timeout {}", cli.timeout)).into());
+    if let Some(t) = cli.timeout.filter(|t| !(*t >= 0.0 && t.is_finite())) {
+        return Err(Usage(format!("invalid --timeout {t}")).into());
     }
+    // `exec` takes --timeout for the remote command; its replies wait the default.
+    let reply_timeout = match (&cli.command, cli.timeout) {
+        (Cmd::Exec { .. }, _) | (_, None) => 30.0,
+        (_, Some(t)) => t,
+    };
     let opts = Options {
-        timeout: (cli.timeout > 0.0).then(|| Duration::from_secs_f64(cli.timeout)),
+        timeout: (reply_timeout > 0.0).then(|| Duration::from_secs_f64(reply_timeout)),
         dialect: match cli.dialect {
             DialectArg::Auto => None,
             DialectArg::Phoenix => Some(Dialect::Phoenix),
@@ -172,6 +178,21 @@ fn run(cli: &Cli) -> Result {
         Cmd::Halt => control::power(&client, PowerMode::Halt, json),
         Cmd::Vcpus { online } => control::vcpus(&client, *online, json),
         Cmd::Fstrim { minimum } => control::fstrim(&client, *minimum, json),
+        Cmd::Exec {
+            interactive,
+            tty,
+            env,
+            cmd,
+        } => exec::exec(
+            &client,
+            &exec::ExecOptions {
+                interactive: *interactive,
+                tty: *tty,
+                timeout: cli.timeout,
+                env,
+                cmd,
+            },
+        ),
         Cmd::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

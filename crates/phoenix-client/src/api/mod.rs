@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod control;
+pub mod exec;
 pub mod files;
 pub mod freeze;
 pub mod net;

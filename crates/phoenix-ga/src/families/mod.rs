@@ -102,4 +102,5 @@ families! {
     freeze::Freeze,
     accounts::Accounts,
     control::Control,
+    exec::Exec,
 }

@@ -10,11 +10,13 @@
 mod accounts;
 mod control;
 mod core;
+mod exec;
 mod files;
 mod freeze;
 mod libvirt;
 mod libvirt_accounts;
 mod libvirt_control;
+mod libvirt_exec;
 mod network;
 mod qga;
 mod sysinfo;

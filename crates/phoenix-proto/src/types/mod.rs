@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod control;
 pub mod core;
+pub mod exec;
 pub mod files;
 
 pub mod freeze;

@@ -1,0 +1,395 @@
+//! Starting a child: its environment, its standard streams (pipes, /dev/null, or a
+//! new pseudo-terminal) and what happens between fork and exec.
+//!
+//! The child leads a session of its own (setsid), so its pid is its process group's id
+//! and a timeout or a kill reaches its descendants with one `killpg`; on a terminal it
+//! takes it as its controlling terminal (TIOCSCTTY), as a login shell does. It gets
+//! none of the agent's descriptors (every one the agent opens is close-on-exec, and
+//! the child marks any other close-on-exec too), no blocked or ignored signal, and a
+//! `PATH` even when the host's environment has none.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+
+use crate::error::Error;
+
+/// `PATH` of a child whose environment has none (what Debian's login gives root).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Variables of the agent's own environment that are not passed on: they speak to
+/// the agent's service manager about the agent.
+const PRIVATE: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+];
+
+/// Where an output stream of the child goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// /dev/null.
+    Null,
+    /// A pipe the agent reads.
+    Pipe,
+    /// Into standard output's pipe (standard error only).
+    Merged,
+}
+
+/// What to start, and how.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// The program, a path or a name looked up in the child's `PATH`.
+    pub path: &'a str,
+    /// Its arguments.
+    pub args: &'a [String],
+    /// Its environment, `NAME=VALUE` each; the agent's when `None`.
+    pub env: Option<&'a [String]>,
+    /// Standard output.
+    pub out: Dest,
+    /// Standard error.
+    pub err: Dest,
+    /// A pipe for standard input (else /dev/null).
+    pub stdin: bool,
+    /// A new terminal of this size (rows, columns) for all three streams.
+    pub pty: Option<(u16, u16)>,
+}
+
+/// A started child and the agent's ends of its streams (non-blocking, close-on-exec).
+#[derive(Debug)]
+pub struct Started {
+    /// Its pid.
+    pub pid: i32,
+    /// Its pidfd, where the kernel has them (Linux 5.3).
+    pub pidfd: Option<OwnedFd>,
+    /// Standard output's read end, or the terminal's master.
+    pub out: Option<OwnedFd>,
+    /// Standard error's read end.
+    pub err: Option<OwnedFd>,
+    /// Standard input's write end, or a duplicate of the terminal's master.
+    pub input: Option<OwnedFd>,
+}
+
+/// The environment of the child, checked: `NAME=VALUE` entries, and a `PATH`.
+pub fn environment(env: Option<&[String]>) -> Result<Vec<(OsString, OsString)>, Error> {
+    let mut vars: Vec<(OsString, OsString)> = match env {
+        Some(list) => list
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((name, value)) if !name.is_empty() => Ok((name.into(), value.into())),
+                _ => Err(Error::invalid(format!(
+                    "environment entry '{entry}' is not NAME=VALUE"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        None => std::env::vars_os()
+            .filter(|(name, _)| !PRIVATE.iter().any(|p| name == p))
+            .collect(),
+    };
+    if !vars.iter().any(|(name, _)| name == "PATH") {
+        vars.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    Ok(vars)
+}
+
+/// A NUL byte cannot pass through execve: refused with the argument it is in.
+fn check_nul(plan: &Plan<'_>) -> Result<(), Error> {
+    let what = std::iter::once(("path", plan.path))
+        .chain(plan.args.iter().map(|a| ("arg", a.as_str())))
+        .chain(plan.env.into_iter().flatten().map(|e| ("env", e.as_str())));
+    for (name, text) in what {
+        if text.contains('\0') {
+            return Err(Error::invalid(format!("'{name}' contains a NUL byte")));
+        }
+    }
+    Ok(())
+}
+
+/// Starts the child.
+pub fn spawn(plan: &Plan<'_>) -> Result<Started, Error> {
+    check_nul(plan)?;
+    let mut cmd = Command::new(plan.path);
+    cmd.args(plan.args)
+        .env_clear()
+        .envs(environment(plan.env)?);
+    let mut ours = Started {
+        pid: 0,
+        pidfd: None,
+        out: None,
+        err: None,
+        input: None,
+    };
+    let terminal = match plan.pty {
+        Some((rows, cols)) => {
+            let (master, slave) = open_pty(rows, cols)?;
+            cmd.stdin(Stdio::from(dup(&slave)?))
+                .stdout(Stdio::from(dup(&slave)?))
+                .stderr(Stdio::from(slave));
+            ours.input = Some(dup(&master)?);
+            ours.out = Some(master);
+            true
+        }
+        None => {
+            wire_pipes(&mut cmd, plan, &mut ours)?;
+            false
+        }
+    };
+    // SAFETY: `child_setup` makes only async-signal-safe system calls (setsid, ioctl,
+    // sigaction, close_range, fcntl) on values it owns, as a closure run between fork
+    // and exec must, and touches no memory shared with the parent.
+    unsafe { cmd.pre_exec(move || child_setup(terminal)) };
+    let child = cmd.spawn().map_err(|e| spawn_error(plan.path, &e))?;
+    // The parent's copies of the child's ends go with `cmd`: the pipes then read end
+    // of file once the child (and whoever it gave them to) has closed them.
+    drop(cmd);
+    ours.pid = i32::try_from(child.id()).map_err(|e| Error::Internal(e.to_string()))?;
+    // The child is never waited for through `child`: the reactor reaps this pid.
+    drop(child);
+    ours.pidfd = pidfd_open(ours.pid);
+    for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
+        set_nonblocking(fd)?;
+    }
+    Ok(ours)
+}
+
+/// qemu-ga's words for a program that could not be started (GLib's), with the errno.
+fn spawn_error(path: &str, e: &io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(n) => {
+            let errno = Errno::from_raw(n);
+            Error::errno(
+                errno,
+                format!("Failed to execute child process “{path}” ({})", errno.desc()),
+            )
+        }
+        None => Error::os(format!("Failed to execute child process “{path}”"), io::Error::other(e.to_string())),
+    }
+}
+
+/// Pipes (or /dev/null) for the three streams.
+fn wire_pipes(cmd: &mut Command, plan: &Plan<'_>, ours: &mut Started) -> Result<(), Error> {
+    if plan.stdin {
+        let (r, w) = pipe()?;
+        cmd.stdin(Stdio::from(r));
+        ours.input = Some(w);
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    let mut out_w = None;
+    match plan.out {
+        Dest::Pipe => {
+            let (r, w) = pipe()?;
+            if plan.err == Dest::Merged {
+                out_w = Some(dup(&w)?);
+            }
+            cmd.stdout(Stdio::from(w));
+            ours.out = Some(r);
+        }
+        _ => {
+            cmd.stdout(Stdio::null());
+        }
+    }
+    match (plan.err, out_w) {
+        (Dest::Merged, Some(w)) => {
+            cmd.stderr(Stdio::from(w));
+        }
+        (Dest::Pipe, _) => {
+            let (r, w) = pipe()?;
+            cmd.stderr(Stdio::from(w));
+            ours.err = Some(r);
+        }
+        _ => {
+            cmd.stderr(Stdio::null());
+        }
+    }
+    Ok(())
+}
+
+fn os_error(what: &str, e: Errno) -> Error {
+    Error::os(what, io::Error::from_raw_os_error(e as i32))
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| os_error("pipe", e))
+}
+
+/// A close-on-exec duplicate.
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, Error> {
+    fd.try_clone().map_err(|e| Error::os("dup", e))
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> Result<(), Error> {
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(|e| os_error("fcntl", e))?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags)).map_err(|e| os_error("fcntl", e))?;
+    Ok(())
+}
+
+/// A new terminal of `rows` by `cols`: its master and its slave, both close-on-exec
+/// and neither the agent's controlling terminal.
+fn open_pty(rows: u16, cols: u16) -> Result<(OwnedFd, OwnedFd), Error> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| os_error("posix_openpt", e))?;
+    grantpt(&master).map_err(|e| os_error("grantpt", e))?;
+    unlockpt(&master).map_err(|e| os_error("unlockpt", e))?;
+    let name = ptsname_r(&master).map_err(|e| os_error("ptsname", e))?;
+    // std opens close-on-exec.
+    let slave = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .map_err(|e| Error::os(format!("open {name}"), e))?;
+    // SAFETY: PtyMaster owns the descriptor; into_raw_fd hands its ownership over.
+    let master = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) };
+    set_window(&master, rows, cols)?;
+    Ok((master, slave.into()))
+}
+
+nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
+
+/// Sets a terminal's window size (the kernel sends SIGWINCH to its foreground group).
+pub fn set_window(master: &OwnedFd, rows: u16, cols: u16) -> Result<(), Error> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize, which `size` is, from the pointer.
+    unsafe { tiocswinsz(master.as_raw_fd(), &size) }
+        .map(drop)
+        .map_err(|e| os_error("TIOCSWINSZ", e))
+}
+
+/// The pidfd of `pid`; `None` before Linux 5.3.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new (close-on-exec)
+    // descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Between fork and exec: a session of its own (with the terminal as its controlling
+/// one), every signal at its default action, and every descriptor past the three
+/// standard ones close-on-exec.
+fn child_setup(terminal: bool) -> io::Result<()> {
+    // SAFETY: each call is async-signal-safe and takes only integers or pointers to
+    // values on this stack frame that outlive the call.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Every signal at its default action, glibc's own two (32 and 33) included,
+        // which its `signal` refuses: the kernel's call, with a zeroed action
+        // (SIG_DFL, no flags, an empty mask) large enough for every architecture.
+        let default = [0u64; 4];
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), 0usize, 8usize);
+            }
+        }
+        // The agent blocks nearly every signal in every thread: an empty mask for the
+        // program, whatever the standard library does before this closure.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::other("pthread_sigmask"));
+        }
+        let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        if marked != 0 {
+            // Before Linux 5.11: one by one, up to the descriptor limit.
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur.min(1 << 16)
+            } else {
+                1024
+            };
+            let max = i32::try_from(max).unwrap_or(1024);
+            for fd in 3..max {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_checked_and_has_a_path() {
+        let given = ["A=1".to_string(), "B==x=".to_string()];
+        let vars = environment(Some(&given)).unwrap();
+        assert_eq!(
+            vars,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "=x=".into()),
+                ("PATH".into(), DEFAULT_PATH.into())
+            ]
+        );
+        let given = ["PATH=/x".to_string()];
+        assert_eq!(environment(Some(&given)).unwrap().len(), 1);
+        for bad in ["NOEQUALS", "=v"] {
+            let e = environment(Some(&[bad.to_string()])).unwrap_err();
+            assert!(e.message().contains("is not NAME=VALUE"), "{}", e.message());
+        }
+        let inherited = environment(None).unwrap();
+        assert!(inherited.iter().any(|(n, _)| n == "PATH"));
+        assert!(!inherited.iter().any(|(n, _)| n == "NOTIFY_SOCKET"));
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_by_name() {
+        let args = ["a\0b".to_string()];
+        let plan = Plan {
+            path: "/bin/true",
+            args: &args,
+            env: None,
+            out: Dest::Null,
+            err: Dest::Null,
+            stdin: false,
+            pty: None,
+        };
+        let e = spawn(&plan).unwrap_err();
+        assert_eq!(e.message(), "invalid arguments: 'arg' contains a NUL byte");
+    }
+
+    #[test]
+    fn a_missing_program_is_worded_as_qemu_ga_words_it() {
+        let plan = Plan {
+            path: "/nonexistent/x",
+            args: &[],
+            env: None,
+            out: Dest::Null,
+            err: Dest::Null,
+            stdin: false,
+            pty: None,
+        };
+        let e = spawn(&plan).unwrap_err();
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.message(),
+            "Failed to execute child process “/nonexistent/x” (No such file or directory)"
+        );
+    }
+}
