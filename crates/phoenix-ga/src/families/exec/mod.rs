@@ -20,6 +20,7 @@ mod input;
 mod ops;
 mod output;
 mod proc;
+mod pspawn;
 mod pump;
 mod reactor;
 mod spawn;

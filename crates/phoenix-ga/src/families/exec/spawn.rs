@@ -20,6 +20,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 
+use super::pspawn;
 use crate::error::Error;
 
 /// `PATH` of a child whose environment has none (what Debian's login gives root).
@@ -116,13 +117,86 @@ fn check_nul(plan: &Plan<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Starts the child.
+/// Starts the child: through `posix_spawn` ([`pspawn`]) unless it needs a terminal or
+/// only `execvp` can start it, else by fork and exec.
 pub fn spawn(plan: &Plan<'_>) -> Result<Started, Error> {
     check_nul(plan)?;
+    let env = environment(plan.env)?;
+    if plan.pty.is_none() {
+        if let Some(program) = pspawn::find(plan.path, &env) {
+            if let Some(started) = spawn_without_fork(plan, &program, &env)? {
+                return Ok(started);
+            }
+        }
+    }
+    spawn_forked(plan, env)
+}
+
+/// The child through `posix_spawn`, with pipes (or /dev/null) for its streams; `None`
+/// when the fork path must start it.
+fn spawn_without_fork(
+    plan: &Plan<'_>,
+    program: &std::path::Path,
+    env: &[(OsString, OsString)],
+) -> Result<Option<Started>, Error> {
+    let mut ours = Started {
+        pid: 0,
+        pidfd: None,
+        out: None,
+        err: None,
+        input: None,
+    };
+    let (stdin, input) = match plan.stdin {
+        true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        false => (None, None),
+    };
+    ours.input = input;
+    let (out_r, out_w) = match plan.out {
+        Dest::Pipe => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        _ => (None, None),
+    };
+    let (err_r, err_w) = match plan.err {
+        Dest::Pipe => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        _ => (None, None),
+    };
+    let err = match (plan.err, &out_w) {
+        (Dest::Merged, Some(_)) => pspawn::Stream::Stdout,
+        _ => stream(&err_w),
+    };
+    let argv: Vec<&str> = std::iter::once(plan.path)
+        .chain(plan.args.iter().map(String::as_str))
+        .collect();
+    let spawned = pspawn::spawn(&pspawn::Spawn {
+        program,
+        argv: &argv,
+        env,
+        streams: [stream(&stdin), stream(&out_w), err],
+    })?;
+    // The child's ends close here in the agent: the pipes read end of file once the
+    // child (and whoever it gave them to) has closed them.
+    drop((stdin, out_w, err_w));
+    let Some(pid) = spawned else {
+        return Ok(None);
+    };
+    ours.pid = pid;
+    ours.out = out_r;
+    ours.err = err_r;
+    ours.pidfd = pidfd_open(pid);
+    for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
+        set_nonblocking(fd)?;
+    }
+    Ok(Some(ours))
+}
+
+/// The child's end of a stream for `posix_spawn`: a pipe's, or /dev/null.
+fn stream(fd: &Option<OwnedFd>) -> pspawn::Stream<'_> {
+    fd.as_ref().map_or(pspawn::Stream::Null, pspawn::Stream::Fd)
+}
+
+/// The child by fork and exec (std's `Command` with [`child_setup`] between them).
+fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Started, Error> {
     let mut cmd = Command::new(plan.path);
-    cmd.args(plan.args)
-        .env_clear()
-        .envs(environment(plan.env)?);
+    cmd.args(plan.args).env_clear().envs(env);
     let mut ours = Started {
         pid: 0,
         pidfd: None,
@@ -164,15 +238,17 @@ pub fn spawn(plan: &Plan<'_>) -> Result<Started, Error> {
 }
 
 /// qemu-ga's words for a program that could not be started (GLib's), with the errno.
+pub(super) fn spawn_errno(path: &str, errno: Errno) -> Error {
+    Error::errno(
+        errno,
+        format!("Failed to execute child process “{path}” ({})", errno.desc()),
+    )
+}
+
+/// [`spawn_errno`] for std's error.
 fn spawn_error(path: &str, e: &io::Error) -> Error {
     match e.raw_os_error() {
-        Some(n) => {
-            let errno = Errno::from_raw(n);
-            Error::errno(
-                errno,
-                format!("Failed to execute child process “{path}” ({})", errno.desc()),
-            )
-        }
+        Some(n) => spawn_errno(path, Errno::from_raw(n)),
         None => Error::os(format!("Failed to execute child process “{path}”"), io::Error::other(e.to_string())),
     }
 }
@@ -391,5 +467,58 @@ mod tests {
             e.message(),
             "Failed to execute child process “/nonexistent/x” (No such file or directory)"
         );
+    }
+
+    /// Runs `plan` to its end; its standard output and its wait status.
+    fn run(plan: &Plan<'_>) -> (String, nix::sys::wait::WaitStatus) {
+        use std::io::Read;
+        let started = spawn(plan).unwrap();
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(started.pid), None)
+            .unwrap();
+        let mut out = String::new();
+        std::fs::File::from(started.out.unwrap())
+            .read_to_string(&mut out)
+            .unwrap();
+        (out, status)
+    }
+
+    #[test]
+    fn a_script_without_an_interpreter_line_runs_in_sh_as_execvp_runs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script");
+        std::fs::write(&script, "echo from sh \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let args = ["x".to_string()];
+        let plan = Plan {
+            path: script.to_str().unwrap(),
+            args: &args,
+            env: None,
+            out: Dest::Pipe,
+            err: Dest::Merged,
+            stdin: false,
+            pty: None,
+        };
+        let (out, status) = run(&plan);
+        assert_eq!(out, "from sh x\n");
+        assert!(matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)));
+    }
+
+    #[test]
+    fn a_name_is_found_in_the_childs_path_and_keeps_its_name_as_argument_zero() {
+        let env = ["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        let args = ["-c".to_string(), "echo \"$0\"; exit 3".to_string()];
+        let plan = Plan {
+            path: "sh",
+            args: &args,
+            env: Some(&env),
+            out: Dest::Pipe,
+            err: Dest::Null,
+            stdin: false,
+            pty: None,
+        };
+        let (out, status) = run(&plan);
+        assert_eq!(out, "sh\n");
+        assert!(matches!(status, nix::sys::wait::WaitStatus::Exited(_, 3)));
     }
 }
