@@ -2,7 +2,9 @@
 //! libvirt's own agent channel (`org.qemu.guest_agent.0`), and every test drives it with
 //! `virsh` of the machine's libvirtd (`qemu:///system`, started by scripts/test), then
 //! checks what libvirt printed against what the guest shows through the shell channel.
-//! One domain is shared by these tests (besides the binary's QEMU guest).
+//! One domain is shared by these tests (besides the binary's QEMU guest), and by the
+//! libvirt tests of the other families (libvirt_accounts.rs, libvirt_control.rs,
+//! libvirt_exec.rs), which take it and the helpers from here.
 //!
 //! The agent runs as the harness starts it (`phoenix-ga -m virtio-serial`, with
 //! `--debug` here so that its log shows libvirt's requests): it serves both ports, the
@@ -22,12 +24,12 @@ use phoenix_e2e::{Guest, GuestOpts, QGA_PORT, SCRATCH};
 use serde_json::{json, Value};
 
 /// Whether qemu-ga serves libvirt's port (`PHOENIX_E2E_LIBVIRT_PEER=qemu-ga`).
-fn peer() -> bool {
+pub(crate) fn peer() -> bool {
     std::env::var("PHOENIX_E2E_LIBVIRT_PEER").is_ok_and(|v| v == "qemu-ga")
 }
 
 /// The libvirt domain shared by these tests, or `None` when they are skipped.
-fn guest() -> Option<MutexGuard<'static, Guest>> {
+pub(crate) fn guest() -> Option<MutexGuard<'static, Guest>> {
     if phoenix_e2e::skip_libvirt() {
         return None;
     }
@@ -51,7 +53,7 @@ fn guest() -> Option<MutexGuard<'static, Guest>> {
 
 /// The shared domain for a test about our agent itself: `None` (with a note) when
 /// qemu-ga serves libvirt's port.
-fn our_guest() -> Option<MutexGuard<'static, Guest>> {
+pub(crate) fn our_guest() -> Option<MutexGuard<'static, Guest>> {
     if peer() {
         eprintln!("PHOENIX_E2E_LIBVIRT_PEER=qemu-ga: a test of our agent itself, skipped");
         return None;
@@ -60,12 +62,12 @@ fn our_guest() -> Option<MutexGuard<'static, Guest>> {
 }
 
 /// The domain's name.
-fn dom(g: &Guest) -> &str {
+pub(crate) fn dom(g: &Guest) -> &str {
     g.domain().expect("a libvirt guest")
 }
 
 /// Runs virsh and returns its stdout; panics with its stderr unless it exits 0.
-fn virsh_ok(g: &Guest, args: &[&str]) -> String {
+pub(crate) fn virsh_ok(g: &Guest, args: &[&str]) -> String {
     let out = g.virsh(args);
     assert_eq!(
         out.status,
@@ -79,7 +81,7 @@ fn virsh_ok(g: &Guest, args: &[&str]) -> String {
 }
 
 /// `virsh qemu-agent-command DOM REQUEST`: the agent's reply as libvirt passes it on.
-fn agent(g: &Guest, request: &Value) -> Value {
+pub(crate) fn agent(g: &Guest, request: &Value) -> Value {
     let out = virsh_ok(g, &["qemu-agent-command", dom(g), &request.to_string()]);
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }

@@ -8,25 +8,16 @@
 use std::io::Write as _;
 use std::sync::MutexGuard;
 
-use phoenix_e2e::{Guest, GuestOpts};
+use phoenix_e2e::Guest;
 
 use crate::accounts::{line, stat, Users, K1, K2, K3};
+use crate::libvirt::our_guest;
 
-/// The libvirt domain shared with tests/e2e/libvirt.rs (the same options as its
-/// `guest()`: our agent with `--debug`), or `None` when libvirt tests are skipped or
-/// qemu-ga serves libvirt's port (`PHOENIX_E2E_LIBVIRT_PEER=qemu-ga`: it would run
-/// `chpasswd`, which the busybox guest lacks).
+/// The libvirt domain shared with tests/e2e/libvirt.rs, or `None` when libvirt tests
+/// are skipped or qemu-ga serves libvirt's port (`PHOENIX_E2E_LIBVIRT_PEER=qemu-ga`: it
+/// would run `chpasswd`, which the busybox guest lacks).
 fn guest() -> Option<MutexGuard<'static, Guest>> {
-    if phoenix_e2e::skip_libvirt()
-        || std::env::var("PHOENIX_E2E_LIBVIRT_PEER").is_ok_and(|v| v == "qemu-ga")
-    {
-        return None;
-    }
-    Some(phoenix_e2e::shared_libvirt(|| {
-        let mut opts = GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"));
-        opts.agent_args = vec!["--debug".into()];
-        opts
-    }))
+    our_guest()
 }
 
 /// Runs virsh on the domain (`DOMAIN` in `args` is replaced); its output.
@@ -39,17 +30,14 @@ fn virsh(g: &Guest, args: &[&str]) -> phoenix_e2e::ShOutput {
     g.virsh(&args)
 }
 
+/// [`virsh`], panicking with its stderr unless it exits 0; its stdout.
 fn virsh_ok(g: &Guest, args: &[&str]) -> String {
-    let out = virsh(g, args);
-    assert_eq!(
-        out.status,
-        0,
-        "virsh {} failed: {}{}",
-        args.join(" "),
-        out.stderr,
-        g.diagnostics()
-    );
-    out.stdout
+    let dom = g.domain().expect("a libvirt guest").to_string();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "DOMAIN" { dom.as_str() } else { a })
+        .collect();
+    crate::libvirt::virsh_ok(g, &args)
 }
 
 /// A file of keys on the host, one per line, for `--file`.

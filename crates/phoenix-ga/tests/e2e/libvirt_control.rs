@@ -9,22 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use phoenix_client::Report;
 use phoenix_e2e::{Guest, GuestOpts};
 
-/// The libvirt domain shared with tests/e2e/libvirt.rs (booted with the same options by
-/// whichever test comes first), or `None` when libvirt tests are skipped or qemu-ga
-/// serves libvirt's port (these tests are about our agent).
+use crate::libvirt::{dom, our_guest, virsh_ok};
+
+/// The libvirt domain shared with tests/e2e/libvirt.rs, or `None` when libvirt tests
+/// are skipped or qemu-ga serves libvirt's port (these tests are about our agent).
 fn guest() -> Option<MutexGuard<'static, Guest>> {
-    if phoenix_e2e::skip_libvirt() {
-        return None;
-    }
-    if std::env::var("PHOENIX_E2E_LIBVIRT_PEER").is_ok_and(|v| v == "qemu-ga") {
-        eprintln!("PHOENIX_E2E_LIBVIRT_PEER=qemu-ga: a test of our agent itself, skipped");
-        return None;
-    }
-    Some(phoenix_e2e::shared_libvirt(|| {
-        let mut opts = GuestOpts::new(env!("CARGO_BIN_EXE_phoenix-ga"));
-        opts.agent_args = vec!["--debug".into()];
-        opts
-    }))
+    our_guest()
 }
 
 /// A libvirt domain of its own, for a power request.
@@ -36,24 +26,6 @@ fn own_guest(reboot: bool) -> Option<Guest> {
     opts.scratch_mib = 32;
     opts.reboot = reboot;
     Some(Guest::boot_libvirt(opts).unwrap_or_else(|e| panic!("{}", Report(&e))))
-}
-
-fn dom(g: &Guest) -> &str {
-    g.domain().expect("a libvirt guest")
-}
-
-/// Runs virsh and returns its stdout; panics with its stderr unless it exits 0.
-fn virsh_ok(g: &Guest, args: &[&str]) -> String {
-    let out = g.virsh(args);
-    assert_eq!(
-        out.status,
-        0,
-        "virsh {} failed: {}{}",
-        args.join(" "),
-        out.stderr,
-        g.diagnostics()
-    );
-    out.stdout
 }
 
 fn host_now() -> i64 {
