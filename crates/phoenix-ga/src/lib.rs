@@ -16,6 +16,7 @@
 //! [`parsers`]; the binary (`main.rs`) only calls [`run`].
 
 mod agent;
+mod child;
 mod command;
 mod config;
 mod dispatch;

@@ -181,7 +181,7 @@ fn spawn_without_fork(
     ours.pid = pid;
     ours.out = out_r;
     ours.err = err_r;
-    ours.pidfd = pidfd_open(pid);
+    ours.pidfd = crate::child::pidfd(pid);
     for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
         set_nonblocking(fd)?;
     }
@@ -193,7 +193,8 @@ fn stream(fd: &Option<OwnedFd>) -> pspawn::Stream<'_> {
     fd.as_ref().map_or(pspawn::Stream::Null, pspawn::Stream::Fd)
 }
 
-/// The child by fork and exec (std's `Command` with [`child_setup`] between them).
+/// The child by fork and exec (std's `Command` with [`crate::child::setup`] between
+/// them).
 fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Started, Error> {
     let mut cmd = Command::new(plan.path);
     cmd.args(plan.args).env_clear().envs(env);
@@ -219,10 +220,10 @@ fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Start
             false
         }
     };
-    // SAFETY: `child_setup` makes only async-signal-safe system calls (setsid, ioctl,
+    // SAFETY: `child::setup` makes only async-signal-safe system calls (setsid, ioctl,
     // sigaction, close_range, fcntl) on values it owns, as a closure run between fork
     // and exec must, and touches no memory shared with the parent.
-    unsafe { cmd.pre_exec(move || child_setup(terminal)) };
+    unsafe { cmd.pre_exec(move || crate::child::setup(terminal)) };
     let child = cmd.spawn().map_err(|e| spawn_error(plan.path, &e))?;
     // The parent's copies of the child's ends go with `cmd`: the pipes then read end
     // of file once the child (and whoever it gave them to) has closed them.
@@ -230,7 +231,7 @@ fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Start
     ours.pid = i32::try_from(child.id()).map_err(|e| Error::Internal(e.to_string()))?;
     // The child is never waited for through `child`: the reactor reaps this pid.
     drop(child);
-    ours.pidfd = pidfd_open(ours.pid);
+    ours.pidfd = crate::child::pidfd(ours.pid);
     for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
         set_nonblocking(fd)?;
     }
@@ -348,63 +349,6 @@ pub fn set_window(master: &OwnedFd, rows: u16, cols: u16) -> Result<(), Error> {
     unsafe { tiocswinsz(master.as_raw_fd(), &size) }
         .map(drop)
         .map_err(|e| os_error("TIOCSWINSZ", e))
-}
-
-/// The pidfd of `pid`; `None` before Linux 5.3.
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new (close-on-exec)
-    // descriptor or -1; no memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Between fork and exec: a session of its own (with the terminal as its controlling
-/// one), every signal at its default action, and every descriptor past the three
-/// standard ones close-on-exec.
-fn child_setup(terminal: bool) -> io::Result<()> {
-    // SAFETY: each call is async-signal-safe and takes only integers or pointers to
-    // values on this stack frame that outlive the call.
-    unsafe {
-        if libc::setsid() < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Every signal at its default action, glibc's own two (32 and 33) included,
-        // which its `signal` refuses: the kernel's call, with a zeroed action
-        // (SIG_DFL, no flags, an empty mask) large enough for every architecture.
-        let default = [0u64; 4];
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), 0usize, 8usize);
-            }
-        }
-        // The agent blocks nearly every signal in every thread: an empty mask for the
-        // program, whatever the standard library does before this closure.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        if libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::other("pthread_sigmask"));
-        }
-        let marked = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-        if marked != 0 {
-            // Before Linux 5.11: one by one, up to the descriptor limit.
-            let mut lim: libc::rlimit = std::mem::zeroed();
-            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-                lim.rlim_cur.min(1 << 16)
-            } else {
-                1024
-            };
-            let max = i32::try_from(max).unwrap_or(1024);
-            for fd in 3..max {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -278,10 +278,9 @@ impl Hook {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(err_w));
-        // SAFETY: `child_setup` makes only async-signal-safe system calls (setsid,
-        // sigprocmask, sigaction, close_range, fcntl) and touches no memory shared with
-        // the parent, as a closure run between fork and exec must.
-        unsafe { cmd.pre_exec(child_setup) };
+        // SAFETY: `crate::child::setup` makes only async-signal-safe system calls and touches
+        // no memory shared with the parent, as a closure run between fork and exec must.
+        unsafe { cmd.pre_exec(|| crate::child::setup(false)) };
         tracing::info!(hook = %self.path.display(), arg, "running the fsfreeze hook");
         let child = cmd.spawn().map_err(|e| Error::os(what(), e))?;
         // The parent's copies of the pipe's write end go with `cmd`.
@@ -303,7 +302,7 @@ impl Hook {
         let started = Instant::now();
         let deadline = self.timeout.and_then(|t| started.checked_add(t));
         let mut output = Output::new(&self.path, arg, out);
-        let exited = pidfd(pgid);
+        let exited = crate::child::pidfd(pgid.as_raw());
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
@@ -375,94 +374,6 @@ fn reap(mut child: Child) {
             let _ = child.wait();
         });
 }
-
-/// A descriptor that becomes readable when process `pid` exits (pidfd_open(2), Linux
-/// 5.3); `None` where the kernel has none.
-fn pidfd(pid: Pid) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no
-    // memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Between fork and exec: a session of its own, no blocked or ignored signal, and no
-/// descriptor of the agent's but the three it is given.
-fn child_setup() -> io::Result<()> {
-    // SAFETY: each call below is async-signal-safe and takes only values or pointers to
-    // this frame's own sigset.
-    unsafe {
-        if libc::setsid() < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in 1..libc::SIGRTMIN() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP && libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
-                // glibc keeps 32 and 33 for itself and refuses them; an ignored one
-                // would still pass to the hook: reset it with the system call.
-                default_action(sig);
-            }
-        }
-        let marked = libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-        if marked != 0 {
-            // Before Linux 5.11: one by one, up to the descriptor limit.
-            let mut lim: libc::rlimit = std::mem::zeroed();
-            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-                lim.rlim_cur.min(1 << 16)
-            } else {
-                1024
-            };
-            let max = i32::try_from(max).unwrap_or(1024);
-            for fd in 3..max {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Sets the action of `sig` to the default with the raw system call, which glibc's
-/// wrappers refuse for the signals it reserves. Async-signal-safe.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn default_action(sig: libc::c_int) {
-    /// The kernel's `struct sigaction` on these architectures.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: libc::sighandler_t,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
-    let action = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    // SAFETY: rt_sigaction reads a live struct of the kernel's layout for these
-    // architectures, writes nothing (no old action asked for), and is told the size of
-    // the kernel's signal set (8 bytes).
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            &action as *const KernelSigaction,
-            std::ptr::null_mut::<KernelSigaction>(),
-            8usize,
-        );
-    }
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn default_action(_sig: libc::c_int) {}
 
 /// The hook's output: read as it comes, logged line by line (up to [`LOG_LIMIT`]),
 /// its end kept for an error message.
