@@ -399,21 +399,33 @@ fn domfsinfo_shows_the_guest_filesystems() {
 #[test]
 fn domifaddr_from_the_agent_matches_the_guest() {
     let Some(g) = guest() else { return };
-    let out = virsh_ok(&g, &["domifaddr", dom(&g), "--source", "agent"]);
-    let mut shown = BTreeSet::new();
-    let (mut name, mut mac) = (String::new(), String::new());
-    for row in table(&out) {
-        let [n, m, proto, addr] = &row[..] else {
-            panic!("{row:?} in\n{out}")
-        };
-        if n != "-" {
-            name.clone_from(n);
-            mac.clone_from(m);
+    // The guest's addresses may change while virsh asks (slirp's router advertisement
+    // adds a SLAAC address at a moment of its own): compare when the guest showed the
+    // same set before and after virsh's answer.
+    let mut attempts = 0;
+    let shown = loop {
+        let before = guest_addresses(&g);
+        let out = virsh_ok(&g, &["domifaddr", dom(&g), "--source", "agent"]);
+        let mut shown = BTreeSet::new();
+        let (mut name, mut mac) = (String::new(), String::new());
+        for row in table(&out) {
+            let [n, m, proto, addr] = &row[..] else {
+                panic!("{row:?} in\n{out}")
+            };
+            if n != "-" {
+                name.clone_from(n);
+                mac.clone_from(m);
+            }
+            shown.insert((name.clone(), mac.clone(), proto.clone(), addr.clone()));
         }
-        shown.insert((name.clone(), mac.clone(), proto.clone(), addr.clone()));
-    }
-    let guest = guest_addresses(&g);
-    assert_eq!(shown, guest, "virsh:\n{out}");
+        let after = guest_addresses(&g);
+        attempts += 1;
+        if before == after || attempts == 10 {
+            assert_eq!(shown, after, "virsh:\n{out}");
+            break shown;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     let nic = table(&virsh_ok(&g, &["domiflist", dom(&g)]));
     let eth0 = g.sh_ok(&format!("cat /sys/class/net/{}/address", phoenix_e2e::NIC));
     assert_eq!(nic.len(), 1, "{nic:?}");
@@ -594,29 +606,40 @@ fn guestinfo_shows_the_guest_filesystems_and_disks() {
 #[test]
 fn guestinfo_shows_the_guest_interfaces() {
     let Some(g) = guest() else { return };
-    let info = guestinfo(&g, &["--interface"]);
-    let get = |k: &str| {
-        info.get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no {k} in {info:#?}"))
-    };
-    let mut shown = BTreeSet::new();
-    let count: usize = get("if.count").parse().expect("if.count");
-    for i in 0..count {
-        let name = get(&format!("if.{i}.name"));
-        let mac = get(&format!("if.{i}.hwaddr"));
-        let addrs: usize = get(&format!("if.{i}.addr.count")).parse().expect("count");
-        for a in 0..addrs {
-            let at = |k: &str| get(&format!("if.{i}.addr.{a}.{k}"));
-            shown.insert((
-                name.to_string(),
-                mac.to_string(),
-                at("type").to_string(),
-                format!("{}/{}", at("addr"), at("prefix")),
-            ));
+    // As in domifaddr's test: compare when the guest's addresses held still.
+    let mut attempts = 0;
+    let count = loop {
+        let before = guest_addresses(&g);
+        let info = guestinfo(&g, &["--interface"]);
+        let get = |k: &str| {
+            info.get(k)
+                .map(String::as_str)
+                .unwrap_or_else(|| panic!("no {k} in {info:#?}"))
+        };
+        let mut shown = BTreeSet::new();
+        let count: usize = get("if.count").parse().expect("if.count");
+        for i in 0..count {
+            let name = get(&format!("if.{i}.name"));
+            let mac = get(&format!("if.{i}.hwaddr"));
+            let addrs: usize = get(&format!("if.{i}.addr.count")).parse().expect("count");
+            for a in 0..addrs {
+                let at = |k: &str| get(&format!("if.{i}.addr.{a}.{k}"));
+                shown.insert((
+                    name.to_string(),
+                    mac.to_string(),
+                    at("type").to_string(),
+                    format!("{}/{}", at("addr"), at("prefix")),
+                ));
+            }
         }
-    }
-    assert_eq!(shown, guest_addresses(&g));
+        let after = guest_addresses(&g);
+        attempts += 1;
+        if before == after || attempts == 10 {
+            assert_eq!(shown, after);
+            break count;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     let links = g.sh_ok("ls /sys/class/net");
     assert_eq!(count, links.split_whitespace().count(), "{links}");
 }
