@@ -5,12 +5,15 @@
 //! `authorized_keys` afterwards. The password from a terminal is typed on a pty whose
 //! echo the test reads back.
 
+mod common;
+
 use std::io::{BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use common::ctl_at as ctl;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::termios::{tcgetattr, LocalFlags};
@@ -32,27 +35,6 @@ fn ours(etc: &PrivateEtc, dialect: &str) -> TestAgent {
     Launch::new(agent_binary())
         .wrapper(&etc.wrapper())
         .start(&["--dialect", dialect])
-}
-
-fn ctl(sock: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(CTL)
-        .arg("-s")
-        .arg(sock)
-        .args(args)
-        .env_remove("PHOENIX_SOCKET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
 }
 
 fn ok(sock: &Path, args: &[&str], stdin: &[u8]) -> String {

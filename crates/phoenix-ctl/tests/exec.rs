@@ -11,27 +11,12 @@ use std::time::{Duration, Instant};
 use common::{TestAgent, CTL};
 use phoenix_testkit::{md5_of, random_bytes, QemuGa};
 
+/// `phoenix-ctl -s SOCK exec ARGS...` with `stdin` fed to it.
 fn exec(sock: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(CTL)
-        .arg("-s")
-        .arg(sock)
-        .arg("exec")
-        .args(args)
-        .env_remove("PHOENIX_SOCKET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    let all: Vec<&str> = std::iter::once("exec")
+        .chain(args.iter().copied())
+        .collect();
+    common::ctl_at(sock, &all, stdin)
 }
 
 fn text(b: &[u8]) -> String {

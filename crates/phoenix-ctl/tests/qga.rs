@@ -1,35 +1,13 @@
 //! `phoenix-ctl` against agents speaking the qemu-ga dialect: Debian's unmodified
 //! qemu-ga, and phoenix-ga on a qemu-ga listener. The dialect is found on connect.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+
+use common::ctl_at as ctl;
 use phoenix_testkit::{md5_of, random_bytes, QemuGa, TestAgent};
 use serde_json::Value;
-
-const CTL: &str = env!("CARGO_BIN_EXE_phoenix-ctl");
-
-fn ctl(sock: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(CTL)
-        .arg("-s")
-        .arg(sock)
-        .args(args)
-        .env_remove("PHOENIX_SOCKET")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
-}
 
 fn ok(sock: &Path, args: &[&str]) -> String {
     let out = ctl(sock, args, b"");

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 pub use phoenix_testkit::TestAgent;
@@ -9,11 +10,12 @@ pub use phoenix_testkit::TestAgent;
 /// The command under test.
 pub const CTL: &str = env!("CARGO_BIN_EXE_phoenix-ctl");
 
-/// `phoenix-ctl -s SOCK ARGS...` with `stdin` fed to it.
-pub fn ctl_with_input(agent: &TestAgent, args: &[&str], stdin: &[u8]) -> Output {
+/// `phoenix-ctl -s SOCK ARGS...` with `stdin` fed to it, for any socket (an agent of
+/// the testkit, qemu-ga's, one in a private namespace).
+pub fn ctl_at(sock: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(CTL)
         .arg("-s")
-        .arg(&agent.sock)
+        .arg(sock)
         .args(args)
         .env_remove("PHOENIX_SOCKET")
         .stdin(Stdio::piped())
@@ -29,6 +31,11 @@ pub fn ctl_with_input(agent: &TestAgent, args: &[&str], stdin: &[u8]) -> Output 
     let out = child.wait_with_output().expect("wait phoenix-ctl");
     feeder.join().unwrap();
     out
+}
+
+/// `phoenix-ctl -s SOCK ARGS...` with `stdin` fed to it.
+pub fn ctl_with_input(agent: &TestAgent, args: &[&str], stdin: &[u8]) -> Output {
+    ctl_at(&agent.sock, args, stdin)
 }
 
 /// `phoenix-ctl -s SOCK ARGS...`.
