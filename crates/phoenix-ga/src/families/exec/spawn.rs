@@ -68,7 +68,7 @@ pub struct Plan<'a> {
 }
 
 /// A started child and the agent's ends of its streams (non-blocking, close-on-exec).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Started {
     /// Its pid.
     pub pid: i32,
@@ -139,29 +139,11 @@ fn spawn_without_fork(
     program: &std::path::Path,
     env: &[(OsString, OsString)],
 ) -> Result<Option<Started>, Error> {
-    let mut ours = Started {
-        pid: 0,
-        pidfd: None,
-        out: None,
-        err: None,
-        input: None,
-    };
-    let (stdin, input) = match plan.stdin {
-        true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
-        false => (None, None),
-    };
-    ours.input = input;
-    let (out_r, out_w) = match plan.out {
-        Dest::Pipe => pipe().map(|(r, w)| (Some(r), Some(w)))?,
-        _ => (None, None),
-    };
-    let (err_r, err_w) = match plan.err {
-        Dest::Pipe => pipe().map(|(r, w)| (Some(r), Some(w)))?,
-        _ => (None, None),
-    };
-    let err = match (plan.err, &out_w) {
-        (Dest::Merged, Some(_)) => pspawn::Stream::Stdout,
-        _ => stream(&err_w),
+    let mut ours = Started::default();
+    let ends = pipes(plan, &mut ours)?;
+    let err = match ends.err_is_out {
+        true => pspawn::Stream::Stdout,
+        false => stream(&ends.err),
     };
     let argv: Vec<&str> = std::iter::once(plan.path)
         .chain(plan.args.iter().map(String::as_str))
@@ -170,27 +152,12 @@ fn spawn_without_fork(
         program,
         argv: &argv,
         env,
-        streams: [stream(&stdin), stream(&out_w), err],
+        streams: [stream(&ends.stdin), stream(&ends.out), err],
     })?;
     // The child's ends close here in the agent: the pipes read end of file once the
     // child (and whoever it gave them to) has closed them.
-    drop((stdin, out_w, err_w));
-    let Some(pid) = spawned else {
-        return Ok(None);
-    };
-    ours.pid = pid;
-    ours.out = out_r;
-    ours.err = err_r;
-    ours.pidfd = crate::child::pidfd(pid);
-    for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
-        set_nonblocking(fd)?;
-    }
-    Ok(Some(ours))
-}
-
-/// The child's end of a stream for `posix_spawn`: a pipe's, or /dev/null.
-fn stream(fd: &Option<OwnedFd>) -> pspawn::Stream<'_> {
-    fd.as_ref().map_or(pspawn::Stream::Null, pspawn::Stream::Fd)
+    drop(ends);
+    spawned.map(|pid| started(ours, pid)).transpose()
 }
 
 /// The child by fork and exec (std's `Command` with [`crate::child::setup`] between
@@ -198,13 +165,7 @@ fn stream(fd: &Option<OwnedFd>) -> pspawn::Stream<'_> {
 fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Started, Error> {
     let mut cmd = Command::new(plan.path);
     cmd.args(plan.args).env_clear().envs(env);
-    let mut ours = Started {
-        pid: 0,
-        pidfd: None,
-        out: None,
-        err: None,
-        input: None,
-    };
+    let mut ours = Started::default();
     let terminal = match plan.pty {
         Some((rows, cols)) => {
             let (master, slave) = open_pty(rows, cols)?;
@@ -216,7 +177,15 @@ fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Start
             true
         }
         None => {
-            wire_pipes(&mut cmd, plan, &mut ours)?;
+            let ends = pipes(plan, &mut ours)?;
+            let stdio = |fd: Option<OwnedFd>| fd.map_or_else(Stdio::null, Stdio::from);
+            let err = match (&ends.out, ends.err_is_out) {
+                (Some(out), true) => Stdio::from(dup(out)?),
+                _ => stdio(ends.err),
+            };
+            cmd.stdin(stdio(ends.stdin))
+                .stdout(stdio(ends.out))
+                .stderr(err);
             false
         }
     };
@@ -228,10 +197,21 @@ fn spawn_forked(plan: &Plan<'_>, env: Vec<(OsString, OsString)>) -> Result<Start
     // The parent's copies of the child's ends go with `cmd`: the pipes then read end
     // of file once the child (and whoever it gave them to) has closed them.
     drop(cmd);
-    ours.pid = i32::try_from(child.id()).map_err(|e| Error::Internal(e.to_string()))?;
+    let pid = i32::try_from(child.id()).map_err(|e| Error::Internal(e.to_string()))?;
     // The child is never waited for through `child`: the reactor reaps this pid.
     drop(child);
-    ours.pidfd = crate::child::pidfd(ours.pid);
+    started(ours, pid)
+}
+
+/// The child's end of a stream for `posix_spawn`: a pipe's, or /dev/null.
+fn stream(fd: &Option<OwnedFd>) -> pspawn::Stream<'_> {
+    fd.as_ref().map_or(pspawn::Stream::Null, pspawn::Stream::Fd)
+}
+
+/// The agent's ends once the child runs: its pid, its pidfd, the streams non-blocking.
+fn started(mut ours: Started, pid: i32) -> Result<Started, Error> {
+    ours.pid = pid;
+    ours.pidfd = crate::child::pidfd(pid);
     for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
         set_nonblocking(fd)?;
     }
@@ -254,43 +234,44 @@ fn spawn_error(path: &str, e: &io::Error) -> Error {
     }
 }
 
-/// Pipes (or /dev/null) for the three streams.
-fn wire_pipes(cmd: &mut Command, plan: &Plan<'_>, ours: &mut Started) -> Result<(), Error> {
+/// The child's ends of its streams without a terminal (`None`: /dev/null); the
+/// agent's ends go into `ours`.
+#[derive(Debug)]
+struct Ends {
+    stdin: Option<OwnedFd>,
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    /// Standard error goes where standard output goes (`Dest::Merged` with a pipe).
+    err_is_out: bool,
+}
+
+/// Pipes for the streams `plan` wants.
+fn pipes(plan: &Plan<'_>, ours: &mut Started) -> Result<Ends, Error> {
+    let mut stdin = None;
     if plan.stdin {
         let (r, w) = pipe()?;
-        cmd.stdin(Stdio::from(r));
         ours.input = Some(w);
-    } else {
-        cmd.stdin(Stdio::null());
+        stdin = Some(r);
     }
-    let mut out_w = None;
-    match plan.out {
-        Dest::Pipe => {
-            let (r, w) = pipe()?;
-            if plan.err == Dest::Merged {
-                out_w = Some(dup(&w)?);
-            }
-            cmd.stdout(Stdio::from(w));
-            ours.out = Some(r);
-        }
-        _ => {
-            cmd.stdout(Stdio::null());
-        }
+    let mut out = None;
+    if plan.out == Dest::Pipe {
+        let (r, w) = pipe()?;
+        ours.out = Some(r);
+        out = Some(w);
     }
-    match (plan.err, out_w) {
-        (Dest::Merged, Some(w)) => {
-            cmd.stderr(Stdio::from(w));
-        }
-        (Dest::Pipe, _) => {
-            let (r, w) = pipe()?;
-            cmd.stderr(Stdio::from(w));
-            ours.err = Some(r);
-        }
-        _ => {
-            cmd.stderr(Stdio::null());
-        }
+    let mut err = None;
+    if plan.err == Dest::Pipe {
+        let (r, w) = pipe()?;
+        ours.err = Some(r);
+        err = Some(w);
     }
-    Ok(())
+    let err_is_out = plan.err == Dest::Merged && out.is_some();
+    Ok(Ends {
+        stdin,
+        out,
+        err,
+        err_is_out,
+    })
 }
 
 fn os_error(what: &str, e: Errno) -> Error {
