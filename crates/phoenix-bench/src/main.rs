@@ -6,6 +6,7 @@
 //! qemu-guest-agent package.
 
 mod core;
+mod echo;
 mod exec;
 mod files;
 mod freeze;
@@ -50,6 +51,10 @@ pub struct Opts {
     /// Requests of the soak section.
     #[arg(long, default_value_t = 1_000_000)]
     pub soak_requests: usize,
+    /// Inside a guest section's guest: serve the bare echo that gives the transport's
+    /// floor (`vsock:PORT` or a port's path), instead of benchmarking.
+    #[arg(long, hide = true)]
+    pub guest_echo: Option<String>,
 }
 
 /// A benchmark section: its name and what it runs.
@@ -70,6 +75,13 @@ const SECTIONS: &[Section] = &[
 
 fn main() {
     let opts = Opts::parse();
+    if let Some(spec) = &opts.guest_echo {
+        if let Err(e) = echo::serve(spec) {
+            eprintln!("echo on {spec}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let env = harness::Env::new(&opts);
     let mut report = Report::default();
     for (name, run) in SECTIONS {

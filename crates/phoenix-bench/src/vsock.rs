@@ -12,8 +12,11 @@
 //! `vsock qga:` and `port qga:` ours in the qemu-ga dialect, each against qemu-ga on the
 //! same transport. Our transfers are the best of [`RUNS`]; qemu-ga's, slower, once and
 //! last (a qemu-ga transfer through vsock can stall for good: vhost-device-vsock then
-//! moves nothing more on that connection; the row shows `-`).
+//! moves nothing more on that connection; the row shows `-`). Beside the pings, each
+//! transport's floor: a bare echo in the guest ([`echo`]), and what each agent adds
+//! to it.
 
+use std::os::unix::net::UnixStream;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,7 @@ use base64::Engine as _;
 use phoenix_client::{transfer, Client, Dialect, Options, Report as ErrorReport, UploadOptions};
 use phoenix_e2e::{Guest, GuestOpts};
 
+use crate::echo;
 use crate::guest::{
     download, md5_in_guest, md5_of, mib_s, random_bytes, rtt, upload, us, Peer, SRC,
 };
@@ -35,6 +39,9 @@ const QGA_PORT: u32 = 1024;
 /// qemu-ga's virtio-serial port (our agent serves `org.qemu.guest_agent.0`).
 const QGA_SERIAL: &str = "org.qemu.guest_agent.1";
 const OURS_QGA_SERIAL: &str = phoenix_e2e::QGA_PORT;
+/// The bare echo's vsock port and virtio-serial port ([`echo`]).
+const ECHO_PORT: u32 = 1025;
+const ECHO_SERIAL: &str = "org.phoenix.bench.echo";
 /// Runs of our transfers; the best is kept.
 const RUNS: usize = 2;
 /// Host connections at once for the requests-per-second figure.
@@ -50,8 +57,13 @@ pub fn run(env: &Env, report: &mut Report) {
     let mut opts = GuestOpts::new(&env.agent);
     opts.memory_mib = 1024;
     opts.vsock = Some(3);
-    opts.extra_ports = vec![OURS_QGA_SERIAL.into(), QGA_SERIAL.into()];
-    opts.extra_binaries = vec![env.qemu_ga.clone()];
+    opts.extra_ports = vec![
+        OURS_QGA_SERIAL.into(),
+        QGA_SERIAL.into(),
+        ECHO_SERIAL.into(),
+    ];
+    let bench = std::env::current_exe().or_panic("this program's path");
+    opts.extra_binaries = vec![env.qemu_ga.clone(), bench.clone()];
     opts.agent_args = vec![
         "--vsock".into(),
         OURS_PORT.to_string(),
@@ -74,6 +86,13 @@ pub fn run(env: &Env, report: &mut Report) {
         "mkdir -p /run/qga /run/qgav && \
          qemu-ga -d -m virtio-serial -p /dev/virtio-ports/{QGA_SERIAL} -t /run/qga -f /run/qga.pid && \
          qemu-ga -d -m vsock-listen -p 4294967295:{QGA_PORT} -t /run/qgav -f /run/qgav.pid"
+    ));
+    let bench_name = bench
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("this program's name is UTF-8");
+    g.sh_ok(&format!(
+        "{bench_name} --guest-echo vsock:{ECHO_PORT} >/dev/null 2>&1 &"
     ));
 
     let qga_options = || Options {
@@ -180,13 +199,25 @@ pub fn run(env: &Env, report: &mut Report) {
             _ => format!("{transport} qga"),
         };
 
+        let floor = us(echo_rtt(&g, transport, bench_name, n));
         let (q50, _) = rtt(qga, n);
+        println!(
+            "{transport}: floor, a bare echo in the guest: {floor:.0} us round trip \
+             (2x qemu-ga would need {:.0} us)",
+            us(q50) / 2.0
+        );
         for p in &peers {
             let (o50, _) = rtt(p.client, n);
             report.add(
                 format!("{}: ping RTT median over {n} (us)", prefix(p)),
                 us(o50),
                 Some(us(q50)),
+                Better::Lower,
+            );
+            report.add(
+                format!("{}: ping RTT added to the echo floor (us)", prefix(p)),
+                (us(o50) - floor).max(1.0),
+                Some((us(q50) - floor).max(1.0)),
                 Better::Lower,
             );
         }
@@ -272,6 +303,21 @@ pub fn run(env: &Env, report: &mut Report) {
         }
     }
     g.sh_ok(&format!("rm -f {SRC}"));
+}
+
+/// The median round trip of `n` lines through the bare echo on `transport`. The port's
+/// echo starts once the host end is connected, and ends when it leaves.
+fn echo_rtt(g: &Guest, transport: &str, bench_name: &str, n: usize) -> Duration {
+    let stream = if transport == "port" {
+        let s = UnixStream::connect(g.port_socket(ECHO_SERIAL)).or_panic("connect the echo port");
+        g.sh_ok(&format!(
+            "{bench_name} --guest-echo /dev/virtio-ports/{ECHO_SERIAL} >/dev/null 2>&1 &"
+        ));
+        s
+    } else {
+        echo::connect_vsock(&g.vsock_socket(), ECHO_PORT)
+    };
+    echo::rtt(stream, n)
 }
 
 /// Pings per second over [`CLIENTS`] connections to `target` made at once, each sending
