@@ -14,7 +14,7 @@ use nix::sys::socket::{
     accept4, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, VsockAddr,
 };
 
-use crate::harness::{quantile, sample, OrPanic};
+use crate::harness::OrPanic;
 
 /// What the host sends and the echo returns: as long as a qemu-ga ping request.
 const LINE: &[u8] = b"{\"execute\":\"guest-ping\"}\n";
@@ -97,19 +97,30 @@ pub fn connect_vsock(socket: &Path, port: u32) -> UnixStream {
     }
 }
 
-/// Median round trip of `n` lines through the echo at the other end of `stream`.
-pub fn rtt(stream: UnixStream, n: usize) -> Duration {
-    let mut reader = BufReader::new(stream.try_clone().or_panic("clone the echo stream"));
-    let mut writer = stream;
-    let mut back = Vec::with_capacity(LINE.len());
-    let mut one = || {
-        writer.write_all(LINE).or_panic("echo write");
-        back.clear();
-        reader.read_until(b'\n', &mut back).or_panic("echo read");
-        assert_eq!(back, LINE, "the echo sent back something else");
-    };
-    for _ in 0..100 {
-        one();
+/// A host connection to the echo.
+pub struct Pinger {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    back: Vec<u8>,
+}
+
+impl Pinger {
+    /// Pings the echo at the other end of `stream`.
+    pub fn new(stream: UnixStream) -> Self {
+        Self {
+            reader: BufReader::new(stream.try_clone().or_panic("clone the echo stream")),
+            writer: stream,
+            back: Vec::with_capacity(LINE.len()),
+        }
     }
-    quantile(&sample(n, one), 0.5)
+
+    /// One line there and back.
+    pub fn ping(&mut self) {
+        self.writer.write_all(LINE).or_panic("echo write");
+        self.back.clear();
+        self.reader
+            .read_until(b'\n', &mut self.back)
+            .or_panic("echo read");
+        assert_eq!(self.back, LINE, "the echo sent back something else");
+    }
 }

@@ -309,6 +309,33 @@ pub fn sample(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
     v
 }
 
+/// Times `n` runs of each of `fs`, taken in turns of `turn` runs each after a warm-up
+/// of `turn` each, so that a drift of the machine's speed during the measurement
+/// touches all of them alike; the sorted durations of each.
+pub fn sample_interleaved(
+    n: usize,
+    turn: usize,
+    fs: &mut [&mut dyn FnMut()],
+) -> Vec<Vec<Duration>> {
+    let turn = turn.max(1);
+    for f in fs.iter_mut() {
+        for _ in 0..turn {
+            f();
+        }
+    }
+    let mut all: Vec<Vec<Duration>> = fs.iter().map(|_| Vec::with_capacity(n)).collect();
+    while all.iter().any(|v| v.len() < n) {
+        for (f, v) in fs.iter_mut().zip(&mut all) {
+            let k = turn.min(n - v.len());
+            v.extend(sample(k, &mut **f));
+        }
+    }
+    for v in &mut all {
+        v.sort_unstable();
+    }
+    all
+}
+
 /// The `q` quantile (0..=1) of sorted durations.
 pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {

@@ -12,9 +12,11 @@
 //! `vsock qga:` and `port qga:` ours in the qemu-ga dialect, each against qemu-ga on the
 //! same transport. Our transfers are the best of [`RUNS`]; qemu-ga's, slower, once and
 //! last (a qemu-ga transfer through vsock can stall for good: vhost-device-vsock then
-//! moves nothing more on that connection; the row shows `-`). Beside the pings, each
-//! transport's floor: a bare echo in the guest ([`echo`]), and what each agent adds
-//! to it.
+//! moves nothing more on that connection; the row shows `-`).
+//!
+//! The round trips come first, before any transfer has loaded the guest, each
+//! transport's in turns of [`TURN`] pings with its floor: a bare echo in the guest
+//! ([`echo`]). Rows `added to the echo floor` show what each agent adds to it.
 
 use std::os::unix::net::UnixStream;
 use std::sync::Barrier;
@@ -26,10 +28,8 @@ use phoenix_client::{transfer, Client, Dialect, Options, Report as ErrorReport, 
 use phoenix_e2e::{Guest, GuestOpts};
 
 use crate::echo;
-use crate::guest::{
-    download, md5_in_guest, md5_of, mib_s, random_bytes, rtt, upload, us, Peer, SRC,
-};
-use crate::harness::{Better, Env, Kind, OrPanic, Report};
+use crate::guest::{download, md5_in_guest, md5_of, mib_s, random_bytes, upload, us, Peer, SRC};
+use crate::harness::{self, Better, Env, Kind, OrPanic, Report};
 use crate::transfers::{self, label};
 
 /// Our vsock ports, per dialect, and qemu-ga's.
@@ -46,6 +46,8 @@ const ECHO_SERIAL: &str = "org.phoenix.bench.echo";
 const RUNS: usize = 2;
 /// Host connections at once for the requests-per-second figure.
 const CLIENTS: usize = 8;
+/// Pings of each in a turn of the round-trip figures.
+const TURN: usize = 50;
 /// Requests each of them sends.
 const REQUESTS: usize = 300;
 /// How long a qemu-ga transfer may wait for one reply before it counts as stalled.
@@ -178,7 +180,11 @@ pub fn run(env: &Env, report: &mut Report) {
     let src_json = serde_json::to_string(SRC).expect("json");
     let windows = [1, transfer::window(big)];
 
+    // Round trips first, on a guest that no transfer has loaded yet.
     let n = env.pings.min(2000);
+    for (transport, clients) in &transports {
+        pings(&g, transport, clients, bench_name, n, report);
+    }
     for (transport, [ours, ours_qga, qga]) in &transports {
         let peers = [
             Peer {
@@ -198,29 +204,6 @@ pub fn run(env: &Env, report: &mut Report) {
             Kind::Ours => transport.to_string(),
             _ => format!("{transport} qga"),
         };
-
-        let floor = us(echo_rtt(&g, transport, bench_name, n));
-        let (q50, _) = rtt(qga, n);
-        println!(
-            "{transport}: floor, a bare echo in the guest: {floor:.0} us round trip \
-             (2x qemu-ga would need {:.0} us)",
-            us(q50) / 2.0
-        );
-        for p in &peers {
-            let (o50, _) = rtt(p.client, n);
-            report.add(
-                format!("{}: ping RTT median over {n} (us)", prefix(p)),
-                us(o50),
-                Some(us(q50)),
-                Better::Lower,
-            );
-            report.add(
-                format!("{}: ping RTT added to the echo floor (us)", prefix(p)),
-                (us(o50) - floor).max(1.0),
-                Some((us(q50) - floor).max(1.0)),
-                Better::Lower,
-            );
-        }
 
         // Ours first, best of RUNS; then qemu-ga once, each of its transfers given up
         // after QGA_STALL without progress (and the rest of its transfers on this
@@ -305,9 +288,62 @@ pub fn run(env: &Env, report: &mut Report) {
     g.sh_ok(&format!("rm -f {SRC}"));
 }
 
-/// The median round trip of `n` lines through the bare echo on `transport`. The port's
-/// echo starts once the host end is connected, and ends when it leaves.
-fn echo_rtt(g: &Guest, transport: &str, bench_name: &str, n: usize) -> Duration {
+/// Ping round trips through `transport`: the bare echo (the floor), qemu-ga and ours
+/// in both dialects (`clients`: ours, ours in the qemu-ga dialect, qemu-ga), in turns,
+/// so that the guest's drift in speed (TCG on a busy host) touches them alike.
+fn pings(
+    g: &Guest,
+    transport: &str,
+    [ours, ours_qga, qga]: &[Client; 3],
+    bench_name: &str,
+    n: usize,
+    report: &mut Report,
+) {
+    let mut echo = echo_pinger(g, transport, bench_name);
+    let (mut q, mut o, mut oq) = (pinger(qga), pinger(ours), pinger(ours_qga));
+    let medians: Vec<f64> =
+        harness::sample_interleaved(n, TURN, &mut [&mut || echo.ping(), &mut q, &mut o, &mut oq])
+            .iter()
+            .map(|v| us(harness::quantile(v, 0.5)))
+            .collect();
+    let [floor, q50, o50, oq50] = medians[..] else {
+        unreachable!("four samples")
+    };
+    println!(
+        "{transport}: floor, a bare echo in the guest: {floor:.0} us round trip \
+         (2x qemu-ga would need {:.0} us)",
+        q50 / 2.0
+    );
+    for (prefix, ours50) in [
+        (transport.to_string(), o50),
+        (format!("{transport} qga"), oq50),
+    ] {
+        report.add(
+            format!("{prefix}: ping RTT median over {n} (us)"),
+            ours50,
+            Some(q50),
+            Better::Lower,
+        );
+        report.add(
+            format!("{prefix}: ping RTT added to the echo floor (us)"),
+            (ours50 - floor).max(1.0),
+            Some((q50 - floor).max(1.0)),
+            Better::Lower,
+        );
+    }
+}
+
+/// One ping through `c`.
+fn pinger(c: &Client) -> impl FnMut() + '_ {
+    let cmd = c.ping_command();
+    move || {
+        c.call_raw(cmd, None, None).or_panic("ping");
+    }
+}
+
+/// A connection to the bare echo on `transport`. The port's echo starts once the host
+/// end is connected, and ends when it leaves.
+fn echo_pinger(g: &Guest, transport: &str, bench_name: &str) -> echo::Pinger {
     let stream = if transport == "port" {
         let s = UnixStream::connect(g.port_socket(ECHO_SERIAL)).or_panic("connect the echo port");
         g.sh_ok(&format!(
@@ -317,7 +353,7 @@ fn echo_rtt(g: &Guest, transport: &str, bench_name: &str, n: usize) -> Duration 
     } else {
         echo::connect_vsock(&g.vsock_socket(), ECHO_PORT)
     };
-    echo::rtt(stream, n)
+    echo::Pinger::new(stream)
 }
 
 /// Pings per second over [`CLIENTS`] connections to `target` made at once, each sending
