@@ -15,13 +15,17 @@ use base64::Engine as _;
 use phoenix_client::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{quantile, random_file, sample, Better, Env, OrPanic, Peer, Report};
+use crate::harness::{
+    quantile, random_file, sample_interleaved, Better, Env, OrPanic, Peer, Report,
+};
 
 const MIB: usize = 1 << 20;
 /// Bytes the command writes.
 const OUTPUT: usize = 64 * MIB;
 /// Execs of `/bin/true` per agent.
 const EXECS: usize = 300;
+/// Execs of each in a turn.
+const TURN: usize = 25;
 
 fn call(c: &Client, name: &str, args: &Value) -> Value {
     c.call::<_, Value>(name, args).or_panic(name)
@@ -56,15 +60,21 @@ fn bare_spawn() {
 }
 
 fn round_trip(ours: &Peer, peer: &Peer, report: &mut Report) {
-    let median = |v: Vec<Duration>| quantile(&v, 0.5).as_secs_f64() * 1e6;
-    let agent = |p: &Peer, wait: bool| {
-        let c = p.client();
-        to_exit(&c, wait);
-        median(sample(EXECS, || to_exit(&c, wait)))
+    let (oc, pc) = (ours.client(), peer.client());
+    // In turns, so that the machine's drift in speed touches all three alike.
+    let medians: Vec<f64> = sample_interleaved(
+        EXECS,
+        TURN,
+        &mut [&mut || to_exit(&oc, true), &mut bare_spawn, &mut || {
+            to_exit(&pc, false)
+        }],
+    )
+    .iter()
+    .map(|v| quantile(v, 0.5).as_secs_f64() * 1e6)
+    .collect();
+    let [o, floor, p] = medians[..] else {
+        unreachable!("three samples")
     };
-    let o = agent(ours, true);
-    let floor = median(sample(EXECS, bare_spawn));
-    let p = agent(peer, false);
     report.add(
         format!("exec: /bin/true to its exit status, median of {EXECS} (us)"),
         o,
