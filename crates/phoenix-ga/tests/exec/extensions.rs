@@ -87,6 +87,27 @@ fn a_timeout_kills_a_group_that_ignores_sigterm() {
 }
 
 #[test]
+fn a_child_that_ends_before_its_timeout_leaves_the_agent_asleep() {
+    let mut ga = Ga::start(Dialect::Qga);
+    // Its status is not collected: the entry stays, with a timeout that passes at 0.3 s.
+    let pid = ga.exec(json!({"path": "/bin/true", "timeout": 0.3}));
+    eventually("the child is reaped", || {
+        zombies(ga.agent.pid()).is_empty() && children(ga.agent.pid()).is_empty()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A reactor that kept the passed deadline would wake at once, for ever: a whole
+    // core. Asleep, it takes no tick (10 ms) in a second; a busy machine gets a few.
+    let before = ga.agent.cpu_ticks();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = ga.agent.cpu_ticks() - before;
+    assert!(
+        used < 20,
+        "the agent used {used} ticks of CPU in 1 s while idle"
+    );
+    assert_eq!(ga.status(pid, WAIT)["exitcode"], json!(0));
+}
+
+#[test]
 fn kill_signals_the_group_or_the_process() {
     for d in BOTH {
         let mut ga = Ga::start(d);

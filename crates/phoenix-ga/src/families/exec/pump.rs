@@ -173,6 +173,9 @@ pub fn reap(p: &Proc, st: &mut State, io: &Io) -> bool {
     };
     tracing::debug!(pid = p.pid, ?ended, "exec: child reaped");
     st.life = Life::Ended(ended);
+    // Its timeout is moot now.
+    st.timeout_at = None;
+    st.kill_at = None;
     close(io, &mut st.pidfd);
     let now = Instant::now();
     st.drain_until = Some(now + DRAIN);

@@ -202,10 +202,15 @@ fn tick(shared: &Shared, io: &Io, p: &Proc, scratch: &mut [u8]) -> Option<Instan
         }
     }
     let reaped = !was_ended && st.ended().is_some();
-    let mut next = [st.timeout_at, st.kill_at, Some(idle_until)]
-        .into_iter()
-        .flatten()
-        .min();
+    // Only deadlines still ahead: one that passed and asked for nothing (a running
+    // child nobody asked about, whose pipes still have room) would make the wait
+    // return at once, for ever.
+    let ahead = |t: Option<Instant>| t.filter(|&t| t > now);
+    let mut next = match st.ended() {
+        None => min(st.timeout_at, st.kill_at),
+        Some(_) => None,
+    };
+    next = min(next, ahead(Some(idle_until)));
     if st.ended().is_some() && !st.drained(now) {
         next = min(next, st.drain_until);
     }
