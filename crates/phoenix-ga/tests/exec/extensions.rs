@@ -141,6 +141,18 @@ fn kill_signals_the_group_or_the_process() {
         assert_eq!(last["signal"], 9);
         assert!(alive(grandchild), "{d:?}: group=false signalled the group");
         sigkill(grandchild);
+        // A real-time signal (beyond the 31 with names) is sent and reported.
+        let rt = ga.exec(json!({"path": "/bin/sleep", "arg": ["1000"]}));
+        for bad in [-1, 65] {
+            let f = ga.fails("guest-exec-kill", json!({"pid": rt, "signal": bad}));
+            assert!(f.message.contains("invalid signal"), "{d:?} {bad}: {f:?}");
+        }
+        ga.ok("guest-exec-kill", json!({"pid": rt, "signal": 40}));
+        assert_eq!(
+            ga.status(rt, WAIT),
+            json!({"exited": true, "signal": 40}),
+            "{d:?}"
+        );
         // A forgotten pid.
         let f = ga.fails("guest-exec-kill", json!({"pid": pid}));
         assert_eq!(f.message, format!("PID {pid} does not exist"));

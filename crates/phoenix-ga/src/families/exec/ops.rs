@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::epoll::EpollFlags;
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
 
 use super::input::{Input, PTY_EOF};
 use super::output::Output;
@@ -208,7 +206,8 @@ impl Exec {
             let take = |o: &mut Output| {
                 let truncated = o.truncated();
                 let data = o.take();
-                (!data.is_empty()).then_some(Captured { data, truncated })
+                // Cut to nothing (the agent-wide budget spent) still says it was cut.
+            (!data.is_empty() || truncated).then_some(Captured { data, truncated })
             };
             status.out = take(&mut st.out);
             status.err = take(&mut st.err);
@@ -258,6 +257,15 @@ impl Exec {
                 || st.err.end() > err_at
                 || (st.out.closed && st.err.closed && st.ended().is_some())
         });
+        // Another read of the same process may have moved past the offsets meanwhile.
+        for (name, o, at) in [("out-offset", &st.out, out_at), ("err-offset", &st.err, err_at)] {
+            if !o.holds(at) {
+                return Err(Error::errno(
+                    Errno::EINVAL,
+                    format!("{name} {at} was read past by another request meanwhile"),
+                ));
+            }
+        }
         let take = |o: &Output, at: u64| {
             let data = o.peek(at, count).to_vec();
             let eof = o.closed && at + data.len() as u64 == o.end();
@@ -354,12 +362,10 @@ impl Exec {
     /// Sends `signal` (0: only checks) to `pid`'s process group, or to it alone.
     pub fn kill(&self, pid: i64, signal: i32, group: bool) -> Result<(), Error> {
         let p = self.find(pid)?;
-        let sig = match signal {
-            0 => None,
-            n => Some(Signal::try_from(n).map_err(|_| {
-                Error::invalid(format!("invalid signal {n}"))
-            })?),
-        };
+        // Real-time signals included (nix's Signal names only 1 to 31).
+        if !(0..=libc::SIGRTMAX()).contains(&signal) {
+            return Err(Error::invalid(format!("invalid signal {signal}")));
+        }
         let mut st = p.lock();
         st.touched = Instant::now();
         // Under the lock the child cannot be reaped meanwhile: its pid (and group id)
@@ -367,9 +373,14 @@ impl Exec {
         if st.ended().is_some() {
             return Err(Error::errno(Errno::ESRCH, format!("process {pid} has exited")));
         }
-        let target = Pid::from_raw(p.pid);
-        let sent = if group { killpg(target, sig) } else { kill(target, sig) };
-        sent.map_err(|e| Error::errno(e, format!("signal process {pid}: {}", e.desc())))
+        let target = if group { -p.pid } else { p.pid };
+        // SAFETY: kill(2) takes plain integers; the pid (or group) is our unreaped
+        // child's, and the signal number was checked above.
+        if unsafe { libc::kill(target, signal) } == 0 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        Err(Error::errno(e, format!("signal process {pid}: {}", e.desc())))
     }
 
     /// Sets the window size of `pid`'s terminal.

@@ -8,7 +8,6 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::sys::epoll::EpollFlags;
 use nix::sys::signal::{killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::output::Output;
@@ -160,10 +159,9 @@ pub fn exit(p: &Proc, st: &mut State, io: &Io) -> bool {
 
 /// `waitpid(pid, WNOHANG)`: records how the child ended, if it did.
 pub fn reap(p: &Proc, st: &mut State, io: &Io) -> bool {
-    let ended = match waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, code)) => Ended::Code(code),
-        Ok(WaitStatus::Signaled(_, sig, _)) => Ended::Signal(sig as i32),
-        Ok(_) => return false,
+    let ended = match wait_nohang(p.pid) {
+        Ok(Some(ended)) => ended,
+        Ok(None) => return false,
         Err(e) => {
             // ECHILD: someone else reaped our child (a bug elsewhere); its status is
             // lost, but the entry must not wait for ever.
@@ -181,6 +179,31 @@ pub fn reap(p: &Proc, st: &mut State, io: &Io) -> bool {
     st.drain_until = Some(now + DRAIN);
     st.touched = now;
     true
+}
+
+/// `waitpid(pid, WNOHANG)` read raw: nix's decoding fails (EINVAL, after the kernel
+/// reaped the child) for a death by a real-time signal, which it cannot name.
+fn wait_nohang(pid: i32) -> Result<Option<Ended>, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a live c_int the kernel writes; the pid is our child's.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        match rc {
+            0 => return Ok(None),
+            r if r > 0 && libc::WIFEXITED(status) => {
+                return Ok(Some(Ended::Code(libc::WEXITSTATUS(status))))
+            }
+            r if r > 0 && libc::WIFSIGNALED(status) => {
+                return Ok(Some(Ended::Signal(libc::WTERMSIG(status))))
+            }
+            // Stopped or continued: not an end (and not asked for).
+            r if r > 0 => return Ok(None),
+            _ => match Errno::last() {
+                Errno::EINTR => {}
+                e => return Err(e),
+            },
+        }
+    }
 }
 
 /// The deadlines of the timeout: SIGTERM to the group when it is due, SIGKILL a grace
