@@ -47,6 +47,10 @@ pub trait Command: phoenix_proto::Command {
     /// Whether a success is answered (QAPI's `success-response`): a shutdown is not,
     /// the host sees it happen. The dispatcher then answers only errors.
     const SUCCESS_RESPONSE: bool = true;
+    /// A `guest-sync`: in a sequential dialect the host discards every reply that comes
+    /// before this one's, so the connection's replies still pending are dropped rather
+    /// than sent after it, where the host would take one for its next command's.
+    const RESYNCS: bool = false;
 
     /// Runs the command.
     fn run(agent: &Agent, args: Self::Args) -> Outcome;
@@ -109,6 +113,8 @@ pub struct Entry {
     pub while_frozen: bool,
     /// Whether a success is answered.
     pub success_response: bool,
+    /// See [`Command::RESYNCS`].
+    pub resyncs: bool,
     parse: Parse,
 }
 
@@ -127,6 +133,7 @@ pub const fn entry<C: Command>() -> Entry {
         run: C::RUN,
         while_frozen: C::WHILE_FROZEN,
         success_response: C::SUCCESS_RESPONSE,
+        resyncs: C::RESYNCS,
         parse: parse_job::<C>,
     }
 }

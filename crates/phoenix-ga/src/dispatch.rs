@@ -5,9 +5,15 @@
 //!
 //! Every failure on the way becomes an error reply; nothing a host sends can stop the
 //! agent. A panicking command is caught and answered with an internal error.
+//!
+//! In a sequential dialect (qemu-ga's) a `guest-sync` is answered at once, even while
+//! earlier requests of its connection still run (a host recovering from a stuck
+//! freeze gets its answer), and the replies of those earlier requests are dropped: the
+//! host discards whatever comes before the sync's reply, and one sent after it would
+//! be taken for the reply of the host's next command.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use phoenix_proto::Frame;
 
@@ -17,6 +23,7 @@ use crate::envelope::{Envelope, Id};
 use crate::error::Error;
 use crate::memory;
 use crate::reply::Sink;
+use crate::sync::lock;
 
 /// Where one connection's requests come from and its replies go.
 #[derive(Clone)]
@@ -25,6 +32,10 @@ pub struct Conn {
     pub envelope: &'static dyn Envelope,
     /// Its replies.
     pub sink: Arc<dyn Sink>,
+    /// The syncs answered so far ([`Command::RESYNCS`](crate::command::Command::RESYNCS)):
+    /// a reply is sent only if none came since its request was read. Held while a
+    /// queued reply is written, so a sync's reply cannot pass one already checked.
+    syncs: Arc<Mutex<u64>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -36,10 +47,38 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
+    /// A connection of `envelope` whose replies go to `sink`.
+    pub fn new(envelope: &'static dyn Envelope, sink: Arc<dyn Sink>) -> Self {
+        Self {
+            envelope,
+            sink,
+            syncs: Arc::new(Mutex::new(0)),
+        }
+    }
+
     /// Identifies the connection while any of its requests is pending (each holds the
     /// sink, so its address is not reused meanwhile).
     fn key(&self) -> usize {
         Arc::as_ptr(&self.sink).cast::<()>() as usize
+    }
+
+    /// Sends the reply of a request read when [`Conn::syncs`] was `seen`, unless a sync
+    /// was answered since.
+    fn respond_unless_resynced(&self, seen: u64, id: &Id<'_>, entry: &Entry, out: Outcome) {
+        let syncs = lock(&self.syncs);
+        if *syncs != seen {
+            tracing::debug!(id = %id.as_json(), command = entry.name,
+                "reply dropped: the host synced since its request");
+            return;
+        }
+        self.respond(id, Some(entry), out);
+    }
+
+    /// Answers a sync: the replies still pending will be dropped.
+    fn resync(&self, id: &Id<'_>, entry: &Entry, out: Outcome) {
+        let mut syncs = lock(&self.syncs);
+        *syncs += 1;
+        self.respond(id, Some(entry), out);
     }
 
     fn respond(&self, id: &Id<'_>, entry: Option<&Entry>, out: Outcome) {
@@ -105,7 +144,11 @@ fn handle_request(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
     };
     if entry.run == Run::Inline {
         let out = run(agent, entry, job);
-        conn.respond(&req.id, Some(entry), out);
+        if entry.resyncs && conn.envelope.sequential() {
+            conn.resync(&req.id, entry, out);
+        } else {
+            conn.respond(&req.id, Some(entry), out);
+        }
         if agent.shutdown_requested() {
             agent.exit(0);
         }
@@ -127,11 +170,12 @@ fn handle_request(agent: &Arc<Agent>, conn: &Conn, line: &[u8]) {
     }
     let (agent2, conn2, id) = (Arc::clone(agent), conn.clone(), req.id.into_owned());
     let request_bytes = line.len();
+    let seen = *lock(&conn.syncs);
     let work = move || {
         // Checked again: a freeze may have started while this job was queued.
         let out = frozen_gate(&agent2, entry).and_then(|()| run(&agent2, entry, job));
         let large_reply = out.as_ref().is_ok_and(|v| v.text_len() > memory::LARGE);
-        conn2.respond(&id, Some(entry), out);
+        conn2.respond_unless_resynced(seen, &id, entry, out);
         if large_reply || request_bytes > memory::LARGE {
             memory::note_large();
         }

@@ -75,7 +75,7 @@ impl Connection {
         Self {
             framer: LineFramer::new(agent.config.max_line_bytes),
             agent: Arc::clone(agent),
-            conn: Conn { envelope, sink },
+            conn: Conn::new(envelope, sink),
         }
     }
 

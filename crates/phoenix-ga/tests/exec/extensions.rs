@@ -417,3 +417,40 @@ fn bad_extension_arguments() {
         }
     }
 }
+
+#[test]
+fn in_the_qga_dialect_a_sync_drops_the_replies_still_pending() {
+    let mut ga = Ga::start(Dialect::Qga);
+    let line = |name: &str, args: serde_json::Value| {
+        phoenix_testkit::request_line(&json!({"execute": name, "arguments": args}))
+    };
+    // A status waiting for the exit, then a sync and a ping, in one write. The sync
+    // and the ping are answered at once; the status's reply, ready later, is dropped:
+    // sent after the sync's, the host would take it for its next command's.
+    let pid = ga.exec(json!({"path": "/bin/sleep", "arg": ["0.3"]}));
+    let mut batch = line("guest-exec-status", json!({"pid": pid, "wait": WAIT}));
+    batch.extend(line("guest-sync", json!({"id": 7})));
+    batch.extend(line("guest-ping", json!({})));
+    ga.c.send(&batch);
+    assert_eq!(ga.c.recv(), json!({"return": 7}));
+    assert_eq!(ga.c.recv(), json!({"return": {}}));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    ga.c.send(&line("guest-sync", json!({"id": 9})));
+    assert_eq!(
+        ga.c.recv(),
+        json!({"return": 9}),
+        "a stale reply came first"
+    );
+
+    // A kill acts at once, even behind the status that waits for its process.
+    let pid = ga.exec(json!({"path": "/bin/sleep", "arg": ["1000"]}));
+    let mut batch = line("guest-exec-status", json!({"pid": pid, "wait": WAIT}));
+    batch.extend(line("guest-exec-kill", json!({"pid": pid, "signal": 9})));
+    ga.c.send(&batch);
+    assert_eq!(ga.c.recv(), json!({"return": {}}));
+    // Had the kill waited its turn, the status would end its wait unexited.
+    assert_eq!(
+        ga.c.recv(),
+        json!({"return": {"exited": true, "signal": 9}})
+    );
+}

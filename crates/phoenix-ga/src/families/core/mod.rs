@@ -76,6 +76,7 @@ impl Command for AgentShutdown {
 impl Command for GuestSync {
     const RUN: Run = Run::Inline;
     const WHILE_FROZEN: bool = true;
+    const RESYNCS: bool = true;
 
     fn run(_: &Agent, a: SyncArgs) -> Outcome {
         reply::<Self>(&a.id)
@@ -87,6 +88,7 @@ impl Command for GuestSync {
 impl Command for GuestSyncDelimited {
     const RUN: Run = Run::Inline;
     const WHILE_FROZEN: bool = true;
+    const RESYNCS: bool = true;
 
     fn run(_: &Agent, a: SyncArgs) -> Outcome {
         match reply::<Self>(&a.id)? {
