@@ -24,11 +24,16 @@ struct PtyHost {
 
 impl PtyHost {
     fn start(method: &str) -> Self {
+        Self::start_with(method, &[])
+    }
+
+    fn start_with(method: &str, extra: &[&str]) -> Self {
         // Raw mode before the agent opens it, so nothing we send early is echoed;
         // the agent sets raw mode itself too. Held open until the agent answers.
         let (master, slave, slave_path) = raw_pty();
         let agent = Command::new(AGENT)
             .args(["-m", method, "-p", &slave_path])
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -184,4 +189,57 @@ fn no_cpu_while_idle_or_while_the_host_is_gone() {
         h.agent.try_wait().unwrap().is_none(),
         "agent exited when the host left"
     );
+}
+
+#[test]
+fn a_host_that_reads_nothing_costs_its_replies_not_the_agent() {
+    let mut h = PtyHost::start_with("virtio-serial", &["--send-timeout", "1"]);
+    // Far more replies than the pty holds, none read: the agent waits a send timeout,
+    // drops that reply, and drops the next ones at once while the port takes nothing.
+    // Without the timeout it would wait for ever, and the requests with it.
+    const N: usize = 100_000;
+    let mut batch = Vec::new();
+    for i in 0..N {
+        batch.extend_from_slice(format!("{{\"execute\":\"ping\",\"tag\":\"{i}\"}}\n").as_bytes());
+    }
+    let master = h
+        .master
+        .as_ref()
+        .unwrap()
+        .as_fd()
+        .try_clone_to_owned()
+        .unwrap();
+    let (done, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(std::fs::File::from(master).write_all(&batch)));
+    written
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the agent stopped reading: its replies wait for a host that reads nothing")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // What reached the pty, then a ping that must be answered.
+    let m = h.master.as_mut().unwrap();
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+    while poll(&mut fds, PollTimeout::from(500u16)).unwrap() > 0 {
+        let n = m.read(&mut chunk).unwrap();
+        got.extend_from_slice(&chunk[..n]);
+        fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+    }
+    let replies = got.windows(6).filter(|w| w == b"\"tag\":").count();
+    assert!(replies < N, "all {N} replies waited for the host");
+    h.buf.clear();
+    // A reply cut short may have left a partial line: skip to the answer.
+    h.send(b"\n{\"execute\":\"ping\",\"tag\":\"after\"}\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = h.master.as_mut().unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("\"tag\":\"after\"") {
+        assert!(Instant::now() < deadline, "no answer after the stall");
+        let mut fds = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(200u16)).unwrap() > 0 {
+            let n = m.read(&mut chunk).unwrap();
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    }
 }

@@ -108,8 +108,9 @@ pub struct Cli {
           value_parser = VsockSpec::parse, allow_hyphen_values = true)]
     pub vsock: Vec<VsockSpec>,
 
-    /// Seconds a socket client (unix-listen, vsock) may take no byte of a reply before
-    /// it is dropped, so a host that stops reading never holds a worker for longer.
+    /// Seconds a host may take no byte of a reply before it is dropped (a socket
+    /// client with it; on a port, the replies until the port takes bytes again), so a
+    /// host that stops reading or leaves never holds a worker for longer.
     #[arg(long = "send-timeout", default_value_t = 60, value_name = "S",
           value_parser = parse_positive_u64)]
     pub send_timeout: u64,

@@ -151,7 +151,7 @@ fn serve_one(agent: &Arc<Agent>, listener: &Listener) -> io::Result<()> {
             if listener.retry {
                 port::wait_for(path)?;
             }
-            port::serve(path, connect)
+            port::serve(path, send_timeout, connect)
         }
         Transport::Unix(path) => {
             let socket = unix::bind(path)?;

@@ -15,6 +15,10 @@
 //!   without OUT. A reply is never dropped because of HUP: the writer waits for
 //!   writability instead.
 //! * One `write()` to a port carries at most 32 KiB, so replies go out in a loop.
+//! * A host that stays away, or stays connected and reads nothing, must not hold the
+//!   workers whose replies wait for the port (and through the pool, every listener): a
+//!   reply that moves no byte for the send timeout (`--send-timeout`) is dropped, and so
+//!   is every later one while the port still takes nothing, until it takes bytes again.
 //!
 //! A serial tty (and a pty in tests) is put in raw mode and behaves the same way,
 //! except that a pty whose master closed reads EIO, which counts as a disconnect.
@@ -24,9 +28,12 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::termios;
 
@@ -81,7 +88,11 @@ pub fn wait_for(path: &Path) -> io::Result<()> {
 
 /// Opens the device at `path` and serves whichever host is on the other side, through
 /// the one [`Connection`] that `connect` makes for the port's whole life.
-pub fn serve(path: &Path, connect: impl FnOnce(Arc<dyn Sink>) -> Connection) -> io::Result<()> {
+pub fn serve(
+    path: &Path,
+    send_timeout: Duration,
+    connect: impl FnOnce(Arc<dyn Sink>) -> Connection,
+) -> io::Result<()> {
     let port = OpenOptions::new()
         .read(true)
         .write(true)
@@ -93,6 +104,8 @@ pub fn serve(path: &Path, connect: impl FnOnce(Arc<dyn Sink>) -> Connection) -> 
     let sink: Arc<dyn Sink> = Arc::new(PortSink {
         port: Mutex::new(port.try_clone()?),
         writable: edge_triggered(&port, EpollFlags::EPOLLOUT)?,
+        send_timeout,
+        stalled: AtomicBool::new(false),
     });
     tracing::info!(path = %path.display(), "port open");
 
@@ -180,6 +193,10 @@ fn make_raw_if_tty(port: &File) -> io::Result<()> {
 struct PortSink {
     port: Mutex<File>,
     writable: Epoll,
+    /// How long a reply may move no byte before it is dropped.
+    send_timeout: Duration,
+    /// A reply was dropped for the send timeout, and the port has taken nothing since.
+    stalled: AtomicBool,
 }
 
 impl Sink for PortSink {
@@ -189,26 +206,61 @@ impl Sink for PortSink {
 
     fn send_parts(&self, parts: &[Part<'_>]) {
         let mut port = lock(&self.port);
+        if self.stalled.load(Ordering::Relaxed) {
+            if !writable_now(&port) {
+                tracing::debug!("the port still takes nothing: reply dropped");
+                return;
+            }
+            self.stalled.store(false, Ordering::Relaxed);
+        }
         write_parts(parts, |piece| write_part(&mut port, piece, self));
     }
 }
 
+/// Whether the port would take bytes now.
+fn writable_now(port: &File) -> bool {
+    let mut fds = [PollFd::new(port.as_fd(), PollFlags::POLLOUT)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLOUT))
+}
+
 /// Writes all of `part` to the port in chunks it accepts; false when the write failed
-/// (the rest of the reply is dropped).
+/// or moved no byte for the send timeout (the rest of the reply is dropped).
 fn write_part(port: &mut File, part: &[u8], sink: &PortSink) -> bool {
     let mut rest = part;
+    let mut stuck_since: Option<Instant> = None;
     while !rest.is_empty() {
         let chunk = &rest[..rest.len().min(PORT_WRITE_MAX)];
-        match port.write(chunk) {
-            Ok(n) if n > 0 => rest = &rest[n..],
-            Ok(_) => sink.wait_writable(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.wait_writable(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        let progressed = match port.write(chunk) {
+            Ok(n) if n > 0 => {
+                rest = &rest[n..];
+                true
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::warn!(error = %e, dropped = rest.len(), "port write failed, reply dropped");
                 return false;
             }
+        };
+        if progressed {
+            stuck_since = None;
+            continue;
         }
+        let since = *stuck_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= sink.send_timeout {
+            tracing::warn!(
+                dropped = rest.len(),
+                "the port took nothing for the send timeout (no host, or one that \
+                 does not read): reply dropped"
+            );
+            sink.stalled.store(true, Ordering::Relaxed);
+            return false;
+        }
+        sink.wait_writable();
     }
     true
 }
