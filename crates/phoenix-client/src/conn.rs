@@ -437,7 +437,8 @@ impl Pending<'_> {
     /// Waits at most `timeout` (`None`: forever) for the reply and returns its value,
     /// or the agent's error.
     pub fn wait(self, timeout: Option<Duration>) -> Result<Box<RawValue>, ClientError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A wait too long for the clock to express is a wait for ever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let got = self.client.wait_for(&self.tag, deadline);
         match got {
             Ok(Ok(v)) => Ok(v),
@@ -497,9 +498,9 @@ fn detect(
     writer.write_all(&[RESYNC_BYTE])?;
     writer.write_all(probe.as_bytes())?;
     let wait = timeout.unwrap_or(Duration::from_secs(30));
-    let deadline = Instant::now() + wait;
+    let deadline = Instant::now().checked_add(wait);
     loop {
-        match reader.read_line(Some(deadline))? {
+        match reader.read_line(deadline)? {
             Line::Complete(line) => match salvage_reply(line) {
                 Some(Reply { result: Ok(v), .. }) if v.get() == id.to_string() => {
                     return Ok(Dialect::Qga)

@@ -208,8 +208,8 @@ fn hybrid_connect(path: &Path, port: u32, timeout: Duration) -> io::Result<UnixS
         why(e.kind(), what, Some(e))
     })?;
     sock.write_all(format!("CONNECT {port}\n").as_bytes())?;
-    let deadline = Instant::now() + timeout;
-    match read_answer(&sock, Some(deadline)) {
+    let deadline = Instant::now().checked_add(timeout);
+    match read_answer(&sock, deadline) {
         Ok(Some(line)) if line == b"OK" || line.starts_with(b"OK ") => Ok(sock),
         Ok(Some(line)) => Err(why(
             io::ErrorKind::InvalidData,
@@ -308,10 +308,10 @@ pub(crate) fn close_hybrid(sock: &UnixStream, limit: Duration) {
     if sock.shutdown(std::net::Shutdown::Write).is_err() {
         return;
     }
-    let deadline = Instant::now() + limit;
+    let deadline = Instant::now().checked_add(limit);
     let mut buf = vec![0u8; 64 << 10];
     let mut reader = sock;
-    while wait_readable(sock, Some(deadline)).is_ok() {
+    while wait_readable(sock, deadline).is_ok() {
         match reader.read(&mut buf) {
             Ok(0) => return,
             Ok(_) => {}

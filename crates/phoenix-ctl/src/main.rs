@@ -109,8 +109,10 @@ fn run(cli: &Cli) -> Result {
         (Cmd::Exec { .. }, _) | (_, None) => 30.0,
         (_, Some(t)) => t,
     };
+    let reply_timeout = Duration::try_from_secs_f64(reply_timeout)
+        .map_err(|_| Usage(format!("invalid --timeout {reply_timeout:?}")))?;
     let opts = Options {
-        timeout: (reply_timeout > 0.0).then(|| Duration::from_secs_f64(reply_timeout)),
+        timeout: (!reply_timeout.is_zero()).then_some(reply_timeout),
         dialect: match cli.dialect {
             DialectArg::Auto => None,
             DialectArg::Phoenix => Some(Dialect::Phoenix),

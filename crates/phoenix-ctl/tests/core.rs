@@ -81,6 +81,10 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2);
     let (code, _) = fails(&agent, &["no-such-subcommand"]);
     assert_eq!(code, 2);
+    // Too long for a Duration: a usage error, not a panic.
+    let (code, err) = fails(&agent, &["--timeout", "1e300", "ping"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid --timeout"), "{err}");
 }
 
 #[test]

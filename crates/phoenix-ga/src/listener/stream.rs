@@ -83,15 +83,17 @@ pub fn serve<S: Socket>(
             tracing::warn!("too many clients, connection refused");
             continue;
         }
-        let (connect, clients) = (Arc::clone(&connect), Arc::clone(&clients));
+        let (connect, count) = (Arc::clone(&connect), Arc::clone(&clients));
         let spawned = thread::Builder::new()
             .name("client".into())
             .stack_size(256 << 10)
             .spawn(move || {
                 serve_client(socket, send_timeout, &*connect);
-                clients.fetch_sub(1, Ordering::SeqCst);
+                count.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
+            // The closure that would have counted the client out was dropped unrun.
+            clients.fetch_sub(1, Ordering::SeqCst);
             tracing::warn!(error = %e, "cannot start a client thread");
         }
     }
