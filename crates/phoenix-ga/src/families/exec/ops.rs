@@ -172,6 +172,11 @@ impl Exec {
             let st = &mut *st;
             let id = proc.id;
             pump::arm(io, &mut st.pidfd, Kind::Exit.token(id), EpollFlags::EPOLLIN);
+            if !st.pidfd.armed {
+                // Not watched (epoll out of memory or watches): without it the reactor
+                // looks for the exit itself, as on a kernel without pidfds.
+                st.pidfd.fd = None;
+            }
             pump::arm(io, &mut st.out_fd, Kind::Out.token(id), EpollFlags::EPOLLIN);
             pump::arm(io, &mut st.err_fd, Kind::Err.token(id), EpollFlags::EPOLLIN);
             if !st.input.is_empty() || st.input.close_after {

@@ -213,7 +213,13 @@ fn started(mut ours: Started, pid: i32) -> Result<Started, Error> {
     ours.pid = pid;
     ours.pidfd = crate::child::pidfd(pid);
     for fd in [&ours.out, &ours.err, &ours.input].into_iter().flatten() {
-        set_nonblocking(fd)?;
+        if let Err(e) = set_nonblocking(fd) {
+            // A blocking pipe would stall the reactor: the child goes, reaped here.
+            let child = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            return Err(e);
+        }
     }
     Ok(ours)
 }
