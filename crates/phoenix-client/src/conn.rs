@@ -147,6 +147,9 @@ impl Client {
                 path: target.to_string(),
                 source,
             })?;
+        // A guest whose agent reads nothing (not started, or stuck) fails a write after
+        // the timeout instead of blocking it for ever.
+        stream.set_write_timeout(opts.timeout)?;
         let mut reader = LineReader::new(stream.try_clone()?);
         let mut writer = stream;
         let dialect = match opts.dialect {
@@ -329,10 +332,17 @@ impl Client {
             tag,
             execute: execute.to_string(),
         };
-        self.writer
+        let written = self
+            .writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .write_all(&line)?;
+            .write_all(&line);
+        if let Err(e) = written {
+            // Part of the line may have gone: the next call starts with a resync.
+            self.state().waiting.remove(&pending.tag);
+            self.needs_resync.store(true, Ordering::SeqCst);
+            return Err(e.into());
+        }
         Ok(pending)
     }
 

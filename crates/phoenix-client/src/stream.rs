@@ -8,12 +8,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, send, MsgFlags};
+use nix::sys::socket::{recv, send, setsockopt, sockopt, MsgFlags};
 use nix::sys::termios;
+use nix::sys::time::{TimeVal, TimeValLike};
 
 /// A connection to the agent.
 #[derive(Debug)]
@@ -74,8 +75,35 @@ impl Stream {
         }
     }
 
+    /// Bounds every write: one that moves no byte for `timeout` fails with TimedOut
+    /// (sockets only; a device path keeps blocking writes).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = timeout.filter(|t| !t.is_zero());
+        match self {
+            Stream::Unix(s) | Stream::Hybrid(s) => s.set_write_timeout(timeout),
+            Stream::Device(_) => Ok(()),
+            Stream::Vsock(v) => {
+                let t = timeout.map_or(TimeVal::new(0, 0), |t| {
+                    TimeVal::microseconds(i64::try_from(t.as_micros()).unwrap_or(i64::MAX / 2))
+                });
+                Ok(setsockopt(&v.0, sockopt::SendTimeout, &t)?)
+            }
+        }
+    }
+
     /// Writes all of `buf`.
     pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_all_unbounded(buf).map_err(|e| match e.kind() {
+            // SO_SNDTIMEO expired (EAGAIN on a blocking socket).
+            io::ErrorKind::WouldBlock => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the agent took no byte of the request within the timeout",
+            ),
+            _ => e,
+        })
+    }
+
+    fn write_all_unbounded(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Unix(s) | Stream::Hybrid(s) => s.write_all(buf),
             Stream::Device(f) => f.write_all(buf),

@@ -180,3 +180,32 @@ fn garbage_and_stale_replies_before_the_resync_are_discarded() {
     assert_eq!(client.ping().unwrap(), "9.9.1");
     peer.join().unwrap();
 }
+
+#[test]
+fn a_peer_that_reads_nothing_fails_a_write_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deaf.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // Accepts and holds the connection, never reading: the socket fills up.
+    let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let opts = Options {
+        dialect: Some(phoenix_client::Dialect::Phoenix),
+        resync_on_connect: false,
+        timeout: Some(Duration::from_millis(500)),
+        ..Options::default()
+    };
+    let client = Client::connect_with(&path, opts).unwrap();
+    let _peer = held.join().unwrap().unwrap();
+    let big = serde_json::value::to_raw_value(&"x".repeat(16 << 20)).unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(client.call_raw("ping", Some(&big), None).map(drop));
+    });
+    let r = result
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the write blocked past its timeout");
+    match r {
+        Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+        other => panic!("expected a write timeout, got {other:?}"),
+    }
+}
