@@ -32,7 +32,7 @@ pub(crate) mod sshdir;
 mod tests;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use phoenix_proto::types::accounts::cmd;
 use phoenix_proto::Dialect;
@@ -41,6 +41,7 @@ use super::{Family, Setup};
 use crate::command::{entry, entry_in, Entry};
 use crate::error::Error;
 use crate::gate::Gate;
+use crate::sync::lock;
 use keys::AuthorizedKeys;
 use passwd::User;
 use sshdir::SshDir;
@@ -51,6 +52,10 @@ use sshdir::SshDir;
 pub struct Accounts {
     etc: PathBuf,
     gate: Arc<Gate>,
+    /// Held across each read, change and write of an `authorized_keys`, so that two
+    /// requests at once (on two connections) cannot each write back a file without the
+    /// other's keys.
+    keys_update: Mutex<()>,
 }
 
 impl Family for Accounts {
@@ -76,7 +81,11 @@ impl Family for Accounts {
 impl Accounts {
     /// The family with its account files in `etc`.
     pub fn with_etc(etc: PathBuf, gate: Arc<Gate>) -> Self {
-        Accounts { etc, gate }
+        Accounts {
+            etc,
+            gate,
+            keys_update: Mutex::new(()),
+        }
     }
 
     /// Refuses a write begun before a freeze that is now in force.
@@ -145,6 +154,7 @@ impl Accounts {
         keys.iter().try_for_each(|k| keys::check(k))?;
         let user = self.user(name)?;
         let home = sshdir::open_home(&user)?;
+        let _update = lock(&self.keys_update);
         self.thawed(command)?;
         let dir = SshDir::open(&home, &user, true)?
             .ok_or_else(|| Error::Internal("~/.ssh was not created".into()))?;
@@ -171,6 +181,7 @@ impl Accounts {
         keys.iter().try_for_each(|k| keys::check(k))?;
         let user = self.user(name)?;
         let home = sshdir::open_home(&user)?;
+        let _update = lock(&self.keys_update);
         let Some(dir) = SshDir::open(&home, &user, false)? else {
             return Ok(());
         };

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid, XattrFlags};
@@ -64,8 +65,11 @@ fn label_of(fd: BorrowedFd<'_>) -> std::io::Result<Option<Vec<u8>>> {
 /// How the new file is named.
 #[derive(Debug, Clone, Copy)]
 pub enum Temp<'a> {
-    /// This name (`shadow+`, the shadow suite's and busybox's), which the caller's
-    /// lock makes its own: one left there by a crash is removed first.
+    /// This name (`shadow+`, the shadow suite's and busybox's). busybox's `passwd`,
+    /// `chpasswd` and `adduser` take no lock file: creating this name (O_EXCL) is
+    /// their lock, held for the milliseconds of their write. So one that exists is
+    /// another writer at work and is waited for ([`BUSY_WAIT`]); only one left for
+    /// longer than [`STALE_AFTER`] (a writer that died) is removed.
     Fixed(&'a str),
     /// This prefix and random characters, created anew (in a directory another user
     /// owns, who may create any name there).
@@ -98,35 +102,77 @@ pub fn replace(
         .context(|| format!("fsync {dir_name}"))
 }
 
+/// How long an existing [`Temp::Fixed`] file is waited for (busybox waits 3 s).
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// Age past which an existing [`Temp::Fixed`] file is taken as left by a crash.
+const STALE_AFTER: Duration = Duration::from_secs(10);
+
 /// Creates the new file, empty and 0600 until it is filled.
 fn create(dir: BorrowedFd<'_>, dir_name: &str, temp: Temp<'_>) -> Result<(File, String), Error> {
-    let flags =
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mode = Mode::from_raw_mode(0o600);
-    for attempt in 0..8 {
-        let name = match temp {
-            Temp::Fixed(name) => name.to_string(),
-            Temp::Random(prefix) => format!("{prefix}.{}", random_suffix()?),
-        };
-        match rustix::fs::openat(dir, name.as_str(), flags, mode) {
-            Ok(fd) => return Ok((File::from(fd), name)),
-            Err(rustix::io::Errno::EXIST) if attempt == 0 || matches!(temp, Temp::Random(_)) => {
-                if let Temp::Fixed(_) = temp {
-                    tracing::info!(file = %format!("{dir_name}/{name}"), "removing a stale file");
-                    rustix::fs::unlinkat(dir, name.as_str(), AtFlags::empty())
-                        .map_err(std::io::Error::from)
-                        .context(|| format!("remove the stale {dir_name}/{name}"))?;
+    let open = |name: &str| {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)).map(File::from)
+    };
+    let failed = |e: rustix::io::Errno, name: &str| {
+        Err(std::io::Error::from(e)).context(|| format!("create {dir_name}/{name}"))
+    };
+    let name = match temp {
+        Temp::Fixed(name) => name,
+        Temp::Random(prefix) => {
+            for _ in 0..8 {
+                let name = format!("{prefix}.{}", random_suffix()?);
+                match open(&name) {
+                    Ok(file) => return Ok((file, name)),
+                    Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return failed(e, &name),
                 }
             }
-            Err(e) => {
-                return Err(std::io::Error::from(e)).context(|| format!("create {dir_name}/{name}"))
-            }
+            return Err(Error::errno(
+                Errno::EEXIST,
+                format!("create a new file in {dir_name}: every name tried exists"),
+            ));
         }
+    };
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match open(name) {
+            Ok(file) => return Ok((file, name.to_string())),
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return failed(e, name),
+        }
+        if let Some(inode) = stale(dir, name) {
+            tracing::info!(file = %format!("{dir_name}/{name}"), "removing a stale file");
+            // Still the same file (a writer that just started has a new one).
+            if stale(dir, name) == Some(inode) {
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+            }
+            continue;
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::errno(
+                Errno::EBUSY,
+                format!(
+                    "{dir_name}/{name} exists: another program is updating the file; \
+                     try again"
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Err(Error::errno(
-        Errno::EEXIST,
-        format!("create a new file in {dir_name}: every name tried exists"),
-    ))
+}
+
+/// The inode of `name` in `dir` if it was last written more than [`STALE_AFTER`] ago.
+fn stale(dir: BorrowedFd<'_>, name: &str) -> Option<u64> {
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let written = std::time::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(st.st_mtime).ok()?,
+            u32::try_from(st.st_mtime_nsec).ok()?,
+        );
+    let age = std::time::SystemTime::now().duration_since(written).ok()?;
+    (age > STALE_AFTER).then_some(st.st_ino)
 }
 
 /// Eight random hexadecimal characters.
@@ -182,8 +228,9 @@ mod tests {
         assert_eq!((meta.uid, meta.gid, meta.mode), (0, 42, 0o640));
         assert_eq!(meta.label.is_some(), labelled);
         let inode = std::fs::metadata(&old).unwrap().ino();
-        // A stale shadow+ is replaced.
+        // A stale shadow+ (a writer that died a minute ago) is replaced.
         std::fs::write(tmp.path().join("shadow+"), b"stale").unwrap();
+        age(&tmp.path().join("shadow+"), 60);
         let dir = open_dir(tmp.path());
         let name = tmp.path().display().to_string();
         replace(dir.as_fd(), &name, "shadow", Temp::Fixed("shadow+"), b"new\n", &meta).unwrap();
@@ -197,6 +244,40 @@ mod tests {
             assert_eq!(&buf[..n], &label[..]);
         }
         assert!(!tmp.path().join("shadow+").exists());
+    }
+
+    /// Sets the modification time of `path` to `secs` ago.
+    fn age(path: &std::path::Path, secs: u64) {
+        let f = File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_fresh_shadow_plus_is_another_writer_at_work_and_is_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("shadow"), b"old\n").unwrap();
+        let meta = Meta::of(File::open(tmp.path().join("shadow")).unwrap().as_fd()).unwrap();
+        let dir = open_dir(tmp.path());
+        let name = tmp.path().display().to_string();
+        // busybox's chpasswd at work: its shadow+ renamed over shadow a moment later.
+        let plus = tmp.path().join("shadow+");
+        std::fs::write(&plus, b"busybox\n").unwrap();
+        let (from, to) = (plus.clone(), tmp.path().join("shadow"));
+        let other = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::rename(from, to).unwrap();
+        });
+        replace(dir.as_fd(), &name, "shadow", Temp::Fixed("shadow+"), b"ours\n", &meta).unwrap();
+        other.join().unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("shadow")).unwrap(), b"ours\n");
+        // One that stays (a writer still at work, or stuck) is not taken over.
+        std::fs::write(&plus, b"busy\n").unwrap();
+        let e = replace(dir.as_fd(), &name, "shadow", Temp::Fixed("shadow+"), b"x\n", &meta)
+            .unwrap_err();
+        assert_eq!(e.code(), libc::EBUSY, "{}", e.message());
+        assert_eq!(std::fs::read(&plus).unwrap(), b"busy\n");
+        assert_eq!(std::fs::read(tmp.path().join("shadow")).unwrap(), b"ours\n");
     }
 
     #[test]

@@ -258,6 +258,25 @@ fn keys_are_added_listed_and_removed_with_the_user_s_modes() {
 }
 
 #[test]
+fn keys_added_at_once_from_many_requests_are_all_kept() {
+    let f = Fixture::new();
+    let a = &f.accounts;
+    // Eight requests at once (as from eight connections), ten keys each: each reads
+    // the file, adds its key and writes it back; none may write over another's.
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            s.spawn(move || {
+                for k in 0..10 {
+                    let key = format!("ssh-ed25519 AAAA{t}x{k} t{t}");
+                    a.add_authorized_keys(CMD, "alice", &[key], false).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(a.authorized_keys("alice").unwrap().len(), 80);
+}
+
+#[test]
 fn a_planted_ssh_link_is_refused_and_nothing_is_written_there() {
     let f = Fixture::new();
     let target = f.dir.path().join("etc-like");
