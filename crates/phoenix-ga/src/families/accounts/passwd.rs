@@ -37,6 +37,11 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     if name.contains([':', '\n', '\0']) {
         return Err(Error::invalid("forbidden characters in username"));
     }
+    // NIS compat lines (`+`, `+name`, `-name`) are not users: changing "+" would give
+    // every NIS user the password field written there.
+    if name.starts_with(['+', '-']) {
+        return Err(Error::invalid("forbidden characters in username"));
+    }
     Ok(())
 }
 
@@ -126,5 +131,8 @@ mod tests {
         check_name("a\nb").unwrap_err();
         check_name("a\0b").unwrap_err();
         check_name("").unwrap_err();
+        for nis in ["+", "+alice", "-bob"] {
+            check_name(nis).unwrap_err();
+        }
     }
 }

@@ -155,17 +155,23 @@ impl SshDir {
         let fd = match rustix::fs::openat(home, SSH_DIR, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) if create => {
-                match rustix::fs::mkdirat(home, SSH_DIR, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                let created = match rustix::fs::mkdirat(home, SSH_DIR, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => true,
+                    // Made by someone else meanwhile: theirs, taken as it is.
+                    Err(rustix::io::Errno::EXIST) => false,
                     Err(e) => {
                         return Err(std::io::Error::from(e)).context(|| format!("mkdir {path}"))
                     }
-                }
+                };
                 let fd = rustix::fs::openat(home, SSH_DIR, flags, Mode::empty())
                     .map_err(|e| refusal(home, SSH_DIR, &path, e, "a directory"))?;
                 let dir = SshDir { fd, path };
                 dir.check_owner(user)?;
-                dir.give_to(user)?;
+                // Only the directory made here, still root's and empty: what is at the
+                // name now may be another one moved there since (root's keys included).
+                if created && dir.is_new()? {
+                    dir.give_to(user)?;
+                }
                 return Ok(Some(dir));
             }
             Err(rustix::io::Errno::NOENT) => return Ok(None),
@@ -191,6 +197,23 @@ impl SshDir {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the directory is as [`SshDir::open`] made it: root's, and empty.
+    fn is_new(&self) -> Result<bool, Error> {
+        let st = rustix::fs::fstat(&self.fd)
+            .map_err(std::io::Error::from)
+            .context(|| format!("stat {}", self.path))?;
+        if st.st_uid != 0 || st.st_nlink != 2 {
+            return Ok(false);
+        }
+        let mut entries = rustix::fs::Dir::read_from(&self.fd)
+            .map_err(std::io::Error::from)
+            .context(|| format!("read {}", self.path))?;
+        let only_dots = entries.all(|e| {
+            e.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b".."))
+        });
+        Ok(only_dots)
     }
 
     /// Makes the (new) directory the user's, 0700.

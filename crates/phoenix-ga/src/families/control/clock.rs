@@ -49,6 +49,24 @@ pub fn check(time_ns: i64) -> Result<(), Error> {
     }
 }
 
+/// Refuses a time that the RTC, on its scale, cannot hold: on an RTC kept in local
+/// time the zone's offset can carry a time near either end past 1970 to 2069, which
+/// its two year digits would wrap.
+fn check_on_scale(time_ns: i64, scale: RtcScale, offset_at: &dyn Fn(i64) -> i64) -> Result<(), Error> {
+    let fits = rtc_from_clock(time_ns.div_euclid(NS), scale, offset_at)
+        .is_some_and(|r| (70..170).contains(&r.tm_year));
+    if fits {
+        return Ok(());
+    }
+    Err(Error::errno(
+        Errno::EINVAL,
+        format!(
+            "invalid time {time_ns}: on the RTC's scale ({scale:?}) it falls outside 1970 \
+             to 2069, what the RTC can hold"
+        ),
+    ))
+}
+
 /// Sets the clock to `time_ns`, then the RTC from the clock; without a time, the clock
 /// from the RTC. A guest without an RTC device gets its clock set; without a time it
 /// is an error.
@@ -65,6 +83,9 @@ pub fn set_time(src: &Sources, time_ns: Option<i64>) -> Result<(), Error> {
     };
     match time_ns {
         Some(t) => {
+            if rtc.is_some() {
+                check_on_scale(t, scale, &offset_at)?;
+            }
             set_clock(t)?;
             tracing::info!(time_ns = t, "guest-set-time: clock set");
             match rtc {
@@ -202,6 +223,18 @@ mod tests {
             assert_eq!(e.code(), libc::EINVAL);
             assert!(e.message().contains("1970-01-01 to 2069-12-31"), "{}", e.message());
         }
+    }
+
+    #[test]
+    fn a_local_rtc_must_hold_the_time_after_the_offset() {
+        let east = |_: i64| 3600;
+        let west = |_: i64| -3600;
+        let last = (END_SECS - 1) * NS;
+        check_on_scale(last, RtcScale::Utc, &east).unwrap();
+        // 2069-12-31 23:59:59 UTC is 2070 at UTC+1, and 0 UTC is 1969 at UTC-1.
+        check_on_scale(last, RtcScale::Local, &east).unwrap_err();
+        check_on_scale(0, RtcScale::Local, &west).unwrap_err();
+        check_on_scale(0, RtcScale::Local, &east).unwrap();
     }
 
     #[test]

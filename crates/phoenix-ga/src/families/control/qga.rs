@@ -52,6 +52,15 @@ impl Command for GuestShutdown {
         if thawed > 0 {
             tracing::warn!(filesystems = thawed, "guest-shutdown: thawed first");
         }
+        // A thaw that did not finish (a filesystem refused, or a FIFREEZE still in
+        // the kernel): the init's sync would hang on it, and the guest with it.
+        if agent.gate.is_closed() {
+            return Err(Error::errno(
+                nix::errno::Errno::EBUSY,
+                "guest-shutdown: filesystems are still frozen (the thaw did not finish); \
+                 not shutting down, the guest would hang syncing them",
+            ));
+        }
         power::shutdown(agent.family::<Control>().sources(), mode)?;
         reply::<Self>(&Empty {})
     }

@@ -52,6 +52,9 @@ const THAW_WAIT: Duration = Duration::from_millis(500);
 /// How long the exit and panic paths wait for a freeze or thaw in progress.
 const EMERGENCY_WAIT: Duration = Duration::from_secs(2);
 
+/// How long the exit waits for a cancelled freeze still inside FIFREEZE to end.
+const EXIT_FREEZE_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Default)]
 struct State {
     /// In freeze order; thawed in reverse.
@@ -385,8 +388,27 @@ impl Freezer {
             }
             None => {
                 self.force_thaw(why);
+                if exiting {
+                    self.await_freeze_end(why);
+                }
             }
         }
+    }
+
+    /// Before the process goes: waits (at most [`EXIT_FREEZE_WAIT`]) for a freeze whose
+    /// FIFREEZE is still in the kernel (syncing much dirty data) to end. It was
+    /// cancelled, so it thaws what it froze as soon as the call returns; gone earlier,
+    /// the agent would leave that filesystem frozen with nobody to thaw it.
+    fn await_freeze_end(&self, why: &str) {
+        let until = Instant::now() + EXIT_FREEZE_WAIT;
+        while Instant::now() < until {
+            match lock_within(&self.state, EMERGENCY_WAIT) {
+                Some(st) if !st.freezing => return,
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        // Still in the kernel: thaw what it recorded meanwhile, at least.
+        self.force_thaw(why);
     }
 
     /// At startup: if a previous agent left a marker, the guest may still be frozen.
@@ -401,6 +423,9 @@ impl Freezer {
                 return;
             }
         };
+        // Closed first: it holds the log's file-bound lines, and a write to a log on
+        // a filesystem still frozen would block this start for good.
+        self.gate.close();
         tracing::warn!(
             filesystems = list.len(),
             marker = %self.marker.display(),
@@ -411,7 +436,6 @@ impl Freezer {
             // thaw hook.
             hook.owe_thaw();
         }
-        self.gate.close();
         {
             let mut st = lock(&self.state);
             st.frozen = list
