@@ -1,10 +1,13 @@
 //! File metadata and directories: stat, chown, chmod, rename, mkdir, list. Typed
 //! operations; the adapters give their results each dialect's shape.
 
-use std::fs::{self, DirBuilder, Metadata, Permissions};
+use std::fs::{self, Metadata, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
 
 use super::io::check_perm;
 use super::Files;
@@ -96,19 +99,50 @@ fn mkdir_all(path: &Path, perm: u32) -> Result<(), Error> {
             Err(e) => return Err(Error::os(format!("mkdir {}", cur.display()), e)),
         }
     }
+    // Each new directory is made in its parent's descriptor (the one made just before
+    // it, when it is its parent), opened without following a link and chmod'ed through
+    // that descriptor: a user who owns a parent and swaps a new name for a link
+    // meanwhile gets an error, not root's chmod of (or mkdir under) what it points to.
+    let mut made: Option<(&Path, OwnedFd)> = None;
     for dir in missing.into_iter().rev() {
-        match DirBuilder::new().mode(perm).create(dir) {
-            // mkdir(2) applies the umask; the requested mode is set exactly.
-            Ok(()) => fs::set_permissions(dir, Permissions::from_mode(perm))
-                .context(|| format!("chmod {}", dir.display()))?,
-            // Created by someone else meanwhile (or "x/.."): fine if it is a directory;
-            // else (a dangling symlink) the EEXIST stands.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-                    return Err(Error::os(format!("mkdir {}", dir.display()), e));
-                }
+        let mkdir_error = |e: io::Error| Error::os(format!("mkdir {}", dir.display()), e);
+        let (Some(name), Some(parent)) = (dir.file_name(), dir.parent()) else {
+            // "x/..": already there once x is.
+            if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+                return Err(not_dir(dir));
             }
-            Err(e) => return Err(Error::os(format!("mkdir {}", dir.display()), e)),
+            continue;
+        };
+        let parent_fd = match &made {
+            Some((p, fd)) if *p == parent => fd.try_clone().map_err(mkdir_error)?,
+            _ => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                rustix::fs::open(parent, flags, Mode::empty())
+                    .map_err(|e| mkdir_error(e.into()))?
+            }
+        };
+        match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(perm)) {
+            Ok(()) => {
+                let flags =
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = rustix::fs::openat(&parent_fd, name, flags, Mode::empty())
+                    .map_err(|e| Error::os(format!("open {}", dir.display()), e.into()))?;
+                // mkdir(2) applies the umask; the requested mode is set exactly.
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(perm))
+                    .map_err(io::Error::from)
+                    .context(|| format!("chmod {}", dir.display()))?;
+                made = Some((dir, fd));
+            }
+            // Created by someone else meanwhile: fine if it is a directory; else (a
+            // dangling symlink) the EEXIST stands.
+            Err(rustix::io::Errno::EXIST) => {
+                if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+                    return Err(mkdir_error(io::Error::from_raw_os_error(libc::EEXIST)));
+                }
+                made = None;
+            }
+            Err(e) => return Err(mkdir_error(e.into())),
         }
     }
     Ok(())
