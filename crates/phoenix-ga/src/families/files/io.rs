@@ -8,12 +8,13 @@
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
 use md5::{Digest, Md5};
+use nix::errno::Errno;
 use rustix::io::ReadWriteFlags;
 
 use super::handles::Backing;
@@ -421,7 +422,27 @@ fn write_some(mut file: &File, data: &[u8]) -> io::Result<usize> {
 }
 
 fn md5_file(path: &Path) -> Result<[u8; 16], Error> {
-    let file = File::open(path).context(|| format!("open {}", path.display()))?;
+    // O_NONBLOCK: opening a FIFO without a writer would block; it is refused below.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .context(|| format!("open {}", path.display()))?;
+    // A FIFO, socket or character device may never end (/dev/zero): a worker would
+    // hash for ever. Files and block devices have an end.
+    let kind = file
+        .metadata()
+        .context(|| format!("stat {}", path.display()))?
+        .file_type();
+    if !(kind.is_file() || kind.is_block_device() || kind.is_dir()) {
+        return Err(Error::errno(
+            Errno::EINVAL,
+            format!(
+                "{} is not a file or a block device: its end may never come",
+                path.display()
+            ),
+        ));
+    }
     // Only a hint for the kernel's read-ahead; failure changes nothing.
     let _ = nix::fcntl::posix_fadvise(
         file.as_raw_fd(),
@@ -540,5 +561,18 @@ mod tests {
             0x7f, 0x72,
         ];
         assert_eq!(md5_file(f.path()).unwrap(), want);
+    }
+
+    #[test]
+    fn md5_of_what_may_never_end_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for path in [fifo.as_path(), Path::new("/dev/zero")] {
+            let e = md5_file(path).unwrap_err();
+            assert_eq!(e.code(), libc::EINVAL, "{}: {}", path.display(), e.message());
+        }
+        let e = md5_file(dir.path()).unwrap_err();
+        assert_eq!(e.code(), libc::EISDIR, "{}", e.message());
     }
 }
