@@ -146,11 +146,20 @@ pub fn encode_return(value: &str, id: Option<&str>, out: &mut Vec<u8>) {
     encode_id_and_end(id, out);
 }
 
-/// Appends `,"id":ID}\n`, or `}\n` without an id: the end of every reply.
+/// Appends `,"id":ID}\n`, or `}\n` without an id: the end of every reply. The id is
+/// echoed as the host wrote it, but on one line: a CR or LF in valid JSON text can only
+/// be whitespace between tokens (inside a string it must be escaped), so each becomes
+/// a space, and the reply stays one line.
 pub fn encode_id_and_end(id: Option<&str>, out: &mut Vec<u8>) {
     if let Some(id) = id {
         out.extend_from_slice(b",\"id\":");
+        let at = out.len();
         out.extend_from_slice(id.as_bytes());
+        for b in &mut out[at..] {
+            if matches!(*b, b'\n' | b'\r') {
+                *b = b' ';
+            }
+        }
     }
     out.extend_from_slice(b"}\n");
 }
@@ -170,6 +179,22 @@ pub fn encode_error(class: &str, desc: &str, id: Option<&str>, out: &mut Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_written_over_several_lines_comes_back_on_one() {
+        let r = parse_request(b"{\"execute\":\"guest-sync\",\"id\":{\n\r\n\"a\":[0,\"x\"]\n}}")
+            .unwrap();
+        let id = r.id.map(|i| i.get());
+        let mut out = Vec::new();
+        encode_return("{}", id, &mut out);
+        encode_error(class::GENERIC, "d", id, &mut out);
+        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 2, "{}", String::from_utf8_lossy(&out));
+        for line in lines {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(v["id"], serde_json::json!({"a": [0, "x"]}));
+        }
+    }
 
     fn desc(line: &str) -> String {
         parse_request(line.as_bytes()).unwrap_err().desc
