@@ -107,6 +107,9 @@ fn mkdir_all(path: &Path, perm: u32) -> Result<(), Error> {
     for dir in missing.into_iter().rev() {
         let mkdir_error = |e: io::Error| Error::os(format!("mkdir {}", dir.display()), e);
         let (Some(name), Some(parent)) = (dir.file_name(), dir.parent()) else {
+            if dir.as_os_str().is_empty() {
+                return Err(mkdir_error(io::Error::from_raw_os_error(libc::ENOENT)));
+            }
             // "x/..": already there once x is.
             if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
                 return Err(not_dir(dir));
