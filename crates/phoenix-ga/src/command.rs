@@ -8,6 +8,7 @@
 //! parsed into, once, on the thread that read the request.
 
 use std::any::TypeId;
+use std::time::Instant;
 
 use phoenix_proto::{Dialect, NoArgs};
 use serde::de::DeserializeOwned;
@@ -55,6 +56,14 @@ pub trait Command: phoenix_proto::Command {
     /// Runs the command.
     fn run(agent: &Agent, args: Self::Args) -> Outcome;
 
+    /// Runs the command, knowing when its request was read (`asked_at`, on the reader
+    /// thread): for a command whose meaning depends on what was asked after it, a
+    /// freeze that a later thaw cancels while it waited for a worker.
+    fn run_asked_at(agent: &Agent, args: Self::Args, asked_at: Instant) -> Outcome {
+        let _ = asked_at;
+        Self::run(agent, args)
+    }
+
     /// [`Run::Ordered`]: the key whose requests run in order (a handle). `None` runs
     /// this request without waiting for any other (a handle that is not open: it
     /// fails at once, even while an earlier request on that number is stuck).
@@ -80,8 +89,8 @@ pub trait Job: Send {
     fn run(self: Box<Self>, agent: &Agent) -> Outcome;
 }
 
-/// The typed arguments of a command `C`.
-struct Parsed<C: Command>(C::Args);
+/// The typed arguments of a command `C`, and when its request was read.
+struct Parsed<C: Command>(C::Args, Instant);
 
 impl<C: Command> Job for Parsed<C> {
     fn order_key(&self, agent: &Agent) -> Option<u64> {
@@ -93,7 +102,7 @@ impl<C: Command> Job for Parsed<C> {
     }
 
     fn run(self: Box<Self>, agent: &Agent) -> Outcome {
-        C::run(agent, self.0)
+        C::run_asked_at(agent, self.0, self.1)
     }
 }
 
@@ -150,7 +159,7 @@ pub const fn entry_in<C: Command>(dialect: Dialect) -> Entry {
 }
 
 fn parse_job<C: Command>(raw: Option<&RawValue>) -> Result<Box<dyn Job>, Error> {
-    Ok(Box::new(Parsed::<C>(parse_args(raw)?)))
+    Ok(Box::new(Parsed::<C>(parse_args(raw)?, Instant::now())))
 }
 
 /// Arguments longer than this are checked to fit in memory before they are parsed.

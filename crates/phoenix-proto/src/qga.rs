@@ -188,7 +188,10 @@ mod tests {
         let mut out = Vec::new();
         encode_return("{}", id, &mut out);
         encode_error(class::GENERIC, "d", id, &mut out);
-        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&[u8]> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         assert_eq!(lines.len(), 2, "{}", String::from_utf8_lossy(&out));
         for line in lines {
             let v: serde_json::Value = serde_json::from_slice(line).unwrap();

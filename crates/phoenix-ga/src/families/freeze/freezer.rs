@@ -72,6 +72,9 @@ struct State {
     generation: u64,
     /// When the auto-thaw fires.
     deadline: Option<Instant>,
+    /// When a host last asked for a thaw: a freeze asked for before it, still waiting
+    /// for a worker when the thaw ran, must not freeze afterwards.
+    thaw_asked: Option<Instant>,
 }
 
 /// The freeze state of the agent: what is frozen, through which descriptors, until when.
@@ -141,6 +144,11 @@ impl Freezer {
         self.timeout.and_then(|t| Instant::now().checked_add(t))
     }
 
+    /// Notes that a host asked for a thaw now (see [`Freezer::freeze`]).
+    pub fn note_thaw_asked(&self) {
+        lock(&self.state).thaw_asked = Some(Instant::now());
+    }
+
     /// Whether a freeze is in force: one completed (or a previous agent's was
     /// recovered) and has not been thawed. (The gate closes earlier, while a freeze is
     /// still in progress.)
@@ -173,7 +181,12 @@ impl Freezer {
     /// The fsfreeze hook, when there is one and something to freeze, runs first: if it
     /// fails, nothing is frozen. Its thaw counterpart runs once this freeze is undone
     /// (by a thaw, or by the rollback of an error).
-    pub fn freeze(&self, targets: &[PathBuf], strict: bool) -> Result<usize, Error> {
+    ///
+    /// `asked_at` is when the host's request was read: a freeze a thaw was asked for
+    /// after (it waited for a worker, or behind other requests of its qemu-ga
+    /// connection) is refused with ECANCELED, since the host that thawed means nothing
+    /// to stay frozen; qemu-ga, serial, would have frozen and then thawed.
+    pub fn freeze(&self, targets: &[PathBuf], strict: bool, asked_at: Instant) -> Result<usize, Error> {
         let _op = lock(&self.op);
         {
             let mut st = lock(&self.state);
@@ -181,6 +194,12 @@ impl Freezer {
                 return Err(Error::errno(
                     Errno::ESHUTDOWN,
                     "fs-freeze: the agent is exiting",
+                ));
+            }
+            if st.thaw_asked.is_some_and(|t| t > asked_at) {
+                return Err(Error::errno(
+                    Errno::ECANCELED,
+                    "fs-freeze: a thaw was asked for after this freeze; not freezing",
                 ));
             }
             if st.status {

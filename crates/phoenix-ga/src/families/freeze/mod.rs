@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use nix::errno::Errno;
 use phoenix_proto::types::freeze::cmd;
@@ -73,7 +74,9 @@ impl Freeze {
     /// returns 0 (no hook runs). A freeze that froze nothing otherwise stays in force
     /// until a thaw, as the Phoenix protocol has it (qemu-ga's adapters thaw it at
     /// once).
-    pub fn freeze(&self, selection: Selection) -> Result<usize, Error> {
+    ///
+    /// `asked_at`: when the request was read (see [`Freezer::freeze`]).
+    pub fn freeze(&self, selection: Selection, asked_at: Instant) -> Result<usize, Error> {
         if self.freezer.in_force() {
             return Err(freezer::already_frozen());
         }
@@ -93,11 +96,13 @@ impl Freeze {
                 (targets, false)
             }
         };
-        self.freezer.freeze(&targets, strict)
+        self.freezer.freeze(&targets, strict, asked_at)
     }
 
-    /// Thaws what [`Freeze::freeze`] froze; how many filesystems this call thawed.
+    /// Thaws what [`Freeze::freeze`] froze (and cancels a freeze asked for before
+    /// this thaw that has not started yet); how many filesystems this call thawed.
     pub fn thaw(&self) -> Result<usize, Error> {
+        self.freezer.note_thaw_asked();
         self.freezer.thaw("thaw command", None)
     }
 

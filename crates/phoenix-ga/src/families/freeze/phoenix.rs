@@ -7,6 +7,7 @@
 //! (EBUSY) rather than the gate's.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use phoenix_proto::types::freeze::cmd::{FsFreeze, FsSync, FsUnfreeze, GetFreezeStatus};
 use phoenix_proto::types::freeze::FsFreezeArgs;
@@ -22,6 +23,10 @@ impl Command for FsFreeze {
     const WHILE_FROZEN: bool = true;
 
     fn run(agent: &Agent, a: FsFreezeArgs) -> Outcome {
+        Self::run_asked_at(agent, a, Instant::now())
+    }
+
+    fn run_asked_at(agent: &Agent, a: FsFreezeArgs, asked_at: Instant) -> Outcome {
         let freeze = agent.family::<Freeze>();
         // Before looking at the arguments: a second freeze is EBUSY whatever it names.
         if freeze.in_force() {
@@ -31,7 +36,7 @@ impl Command for FsFreeze {
             None => Selection::All { loop_and_dm: false },
             Some(list) => Selection::Named(list.into_iter().map(PathBuf::from).collect()),
         };
-        freeze.freeze(selection)?;
+        freeze.freeze(selection, asked_at)?;
         reply::<Self>(&true)
     }
 }

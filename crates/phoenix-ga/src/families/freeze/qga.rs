@@ -8,6 +8,7 @@
 //! thaw run inline and while frozen: a thaw never waits behind other work.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use phoenix_proto::qga::Empty;
 use phoenix_proto::types::freeze::qga::cmd::{
@@ -27,9 +28,9 @@ fn count(n: usize) -> Result<i64, Error> {
 
 /// Freezes what `selection` names; the count. A freeze that froze nothing is ended at
 /// once, so the status stays "thawed" (the schema's promise).
-fn freeze(agent: &Agent, selection: Selection) -> Result<i64, Error> {
+fn freeze(agent: &Agent, selection: Selection, asked_at: Instant) -> Result<i64, Error> {
     let freeze = agent.family::<Freeze>();
-    let n = freeze.freeze(selection)?;
+    let n = freeze.freeze(selection, asked_at)?;
     if n == 0 && freeze.in_force() {
         freeze.thaw()?;
     }
@@ -57,8 +58,12 @@ impl Command for GuestFsfreezeFreeze {
     const RUN: Run = Run::Pool;
     const WHILE_FROZEN: bool = false;
 
-    fn run(agent: &Agent, _: Empty) -> Outcome {
-        let n = freeze(agent, Selection::All { loop_and_dm: true })?;
+    fn run(agent: &Agent, args: Empty) -> Outcome {
+        Self::run_asked_at(agent, args, Instant::now())
+    }
+
+    fn run_asked_at(agent: &Agent, _: Empty, asked_at: Instant) -> Outcome {
+        let n = freeze(agent, Selection::All { loop_and_dm: true }, asked_at)?;
         reply::<Self>(&n)
     }
 }
@@ -70,11 +75,15 @@ impl Command for GuestFsfreezeFreezeList {
     const WHILE_FROZEN: bool = false;
 
     fn run(agent: &Agent, a: GuestFsfreezeFreezeListArgs) -> Outcome {
+        Self::run_asked_at(agent, a, Instant::now())
+    }
+
+    fn run_asked_at(agent: &Agent, a: GuestFsfreezeFreezeListArgs, asked_at: Instant) -> Outcome {
         let selection = match a.mountpoints {
             None => Selection::All { loop_and_dm: true },
             Some(list) => Selection::Listed(list.into_iter().map(PathBuf::from).collect()),
         };
-        let n = freeze(agent, selection)?;
+        let n = freeze(agent, selection, asked_at)?;
         reply::<Self>(&n)
     }
 }

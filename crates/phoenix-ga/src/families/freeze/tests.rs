@@ -42,7 +42,7 @@ fn freezer(agent: &Agent) -> &Freezer {
 
 fn freeze(agent: &Agent, fs: &LoopFs) {
     let n = freezer(agent)
-        .freeze(std::slice::from_ref(&fs.mnt), true)
+        .freeze(std::slice::from_ref(&fs.mnt), true, std::time::Instant::now())
         .unwrap_or_else(|e| panic!("{}", e.message()));
     assert_eq!(n, 1);
     assert!(fs.is_frozen() && agent.gate.is_closed() && freezer(agent).in_force());
@@ -75,7 +75,7 @@ fn the_emergency_thaw_thaws_and_refuses_later_freezes() {
     freezer(&agent).emergency_thaw("test", true);
     assert_thawed(&agent, &fs, state.path());
     let e = freezer(&agent)
-        .freeze(std::slice::from_ref(&fs.mnt), true)
+        .freeze(std::slice::from_ref(&fs.mnt), true, std::time::Instant::now())
         .unwrap_err();
     assert_eq!(e.code(), nix::libc::ESHUTDOWN);
     assert!(!fs.is_frozen());
@@ -142,5 +142,26 @@ fn both_dialects_share_one_freezer() {
     assert_eq!(value(GetFreezeStatus::run(&agent, NoArgs {})), true);
     assert_eq!(value(FsUnfreeze::run(&agent, NoArgs {})), true);
     assert_eq!(value(GuestFsfreezeStatus::run(&agent, Empty {})), "thawed");
+    assert_thawed(&agent, &fs, state.path());
+}
+
+#[test]
+fn a_thaw_cancels_a_freeze_asked_for_before_it_that_had_not_started() {
+    let fs = LoopFs::new();
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent(state.path(), "600");
+    // The freeze is read, then waits for a worker; meanwhile the host gives up and
+    // thaws (nothing frozen yet). The freeze must not freeze after that thaw.
+    let asked = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    agent.family::<Freeze>().thaw().unwrap();
+    let e = freezer(&agent)
+        .freeze(std::slice::from_ref(&fs.mnt), true, asked)
+        .unwrap_err();
+    assert_eq!(e.code(), nix::libc::ECANCELED, "{}", e.message());
+    assert!(!fs.is_frozen() && !agent.gate.is_closed());
+    // A freeze asked for after the thaw goes ahead.
+    freeze(&agent, &fs);
+    freezer(&agent).thaw("test", None).unwrap();
     assert_thawed(&agent, &fs, state.path());
 }
