@@ -24,6 +24,10 @@ struct Logger {
     stderr_on_disk: bool,
     frozen: AtomicBool,
     held: Mutex<Held>,
+    /// Held while a line goes to the disk, and by [`set_frozen`]: a line is written
+    /// before the gate closes (the disk still takes it, and the freeze waits for the
+    /// write) or held, never written once the gate is closed. Nothing logs under it.
+    disk: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -46,6 +50,7 @@ pub fn init(debug: bool, log_file: Option<&Path>) -> io::Result<()> {
         stderr_on_disk,
         frozen: AtomicBool::new(false),
         held: Mutex::new(Held::default()),
+        disk: Mutex::new(()),
     });
     let level = if debug {
         LevelFilter::DEBUG
@@ -71,6 +76,7 @@ fn open_log(path: &Path) -> io::Result<File> {
 /// Holds disk-bound log lines while `frozen`; on thaw writes what was held.
 pub fn set_frozen(frozen: bool) {
     if let Some(l) = LOGGER.get() {
+        let _disk = lock(&l.disk);
         l.frozen.store(frozen, Ordering::SeqCst);
         if !frozen {
             l.release_held();
@@ -81,6 +87,7 @@ pub fn set_frozen(frozen: bool) {
 /// Writes out anything held (called on exit).
 pub fn flush() {
     if let Some(l) = LOGGER.get() {
+        let _disk = lock(&l.disk);
         if !l.frozen.load(Ordering::SeqCst) {
             l.release_held();
         }
@@ -94,22 +101,30 @@ pub fn flush() {
 pub fn reopen() {
     let Some(l) = LOGGER.get() else { return };
     let Some((path, file)) = &l.file else { return };
-    if l.frozen.load(Ordering::SeqCst) {
-        return;
-    }
-    match open_log(path) {
-        Ok(f) => *lock(file) = f,
-        Err(e) => tracing::warn!(error = %e, "cannot reopen log file"),
+    let reopened = {
+        let _disk = lock(&l.disk);
+        if l.frozen.load(Ordering::SeqCst) {
+            return;
+        }
+        open_log(path).map(|f| *lock(file) = f)
+    };
+    if let Err(e) = reopened {
+        tracing::warn!(error = %e, "cannot reopen log file");
     }
 }
 
 impl Logger {
     fn write(&self, buf: &[u8]) {
-        let frozen = self.frozen.load(Ordering::SeqCst);
-        if !(frozen && self.stderr_on_disk) {
+        if !self.stderr_on_disk {
+            // A pipe, socket or tty: written at once, and outside the disk lock (a
+            // journald that stopped reading must not keep a thaw from taking it).
             let _ = io::stderr().write_all(buf);
         }
-        if frozen && (self.file.is_some() || self.stderr_on_disk) {
+        if self.file.is_none() && !self.stderr_on_disk {
+            return;
+        }
+        let _disk = lock(&self.disk);
+        if self.frozen.load(Ordering::SeqCst) {
             let mut held = lock(&self.held);
             if held.bytes.len() + buf.len() <= HOLD_MAX {
                 held.bytes.extend_from_slice(buf);
@@ -117,6 +132,9 @@ impl Logger {
                 held.dropped += 1;
             }
             return;
+        }
+        if self.stderr_on_disk {
+            let _ = io::stderr().write_all(buf);
         }
         if let Some((_, f)) = &self.file {
             let _ = lock(f).write_all(buf);
