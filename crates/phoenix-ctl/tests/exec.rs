@@ -88,7 +88,20 @@ fn a_timeout_and_ctrl_c() {
         b"",
     );
     assert_eq!(out.status.code(), Some(128 + 15), "{}", text(&out.stderr));
-    let mut child = Command::new(CTL)
+    // Once the sleep runs in the guest, Ctrl-C reaches it as SIGINT.
+    let mut child = remote_sleep(&agent);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = phoenix_testkit::wait_exit(&mut child, Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(128 + 2));
+    assert!(!sleeping_under(agent.pid()));
+}
+
+/// Whether a `sleep` runs as a child of `agent`.
+/// `phoenix-ctl exec -- /bin/sleep 100` against `agent`, its output piped, once the
+/// sleep runs under the agent.
+fn remote_sleep(agent: &TestAgent) -> std::process::Child {
+    let child = Command::new(CTL)
         .args([
             "-s",
             agent.sock.to_str().unwrap(),
@@ -102,20 +115,14 @@ fn a_timeout_and_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the sleep runs in the guest, Ctrl-C reaches it as SIGINT.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !sleeping_under(agent.pid()) {
         assert!(Instant::now() < deadline, "the remote sleep never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = phoenix_testkit::wait_exit(&mut child, Duration::from_secs(30)).expect("exited");
-    assert_eq!(status.code(), Some(128 + 2));
-    assert!(!sleeping_under(agent.pid()));
+    child
 }
 
-/// Whether a `sleep` runs as a child of `agent`.
 fn sleeping_under(agent: u32) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
@@ -247,25 +254,7 @@ fn a_local_terminal_in_raw_mode_and_its_window_size() {
 #[test]
 fn exec_ends_when_the_agent_goes_even_with_nobody_reading_its_output() {
     let agent = TestAgent::start(&[]);
-    let mut child = Command::new(CTL)
-        .args([
-            "-s",
-            agent.sock.to_str().unwrap(),
-            "exec",
-            "--",
-            "/bin/sleep",
-            "100",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sleeping_under(agent.pid()) {
-        assert!(Instant::now() < deadline, "the remote sleep never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = remote_sleep(&agent);
     // Whoever read phoenix-ctl's output has gone (its error message cannot be
     // printed), then the agent goes too.
     drop((child.stdout.take(), child.stderr.take()));

@@ -39,7 +39,7 @@ fn host_now_ns() -> i64 {
 }
 
 /// A number the guest printed.
-fn number(g: &Guest, script: &str) -> i64 {
+pub(crate) fn number(g: &Guest, script: &str) -> i64 {
     let out = g.sh_ok(script);
     out.trim()
         .parse()

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use phoenix_client::Report;
 use phoenix_e2e::{Guest, GuestOpts};
 
+use crate::control::number;
 use crate::libvirt::{dom, our_guest, virsh_ok};
 
 /// The libvirt domain shared with tests/e2e/libvirt.rs, or `None` when libvirt tests
@@ -31,14 +32,6 @@ fn own_guest(reboot: bool) -> Option<Guest> {
 fn host_now() -> i64 {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     i64::try_from(d.as_secs()).unwrap()
-}
-
-/// A number the guest printed.
-fn number(g: &Guest, script: &str) -> i64 {
-    let out = g.sh_ok(script);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{script}: {out:?}: {e}"))
 }
 
 /// The guest's clock and RTC, in seconds since the epoch.

@@ -164,8 +164,10 @@ fn stat(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(String::from).collect())
 }
 
-/// The pids whose parent is `parent`, with their state letter.
-pub(crate) fn children(parent: u32) -> Vec<(u32, char)> {
+/// The pids whose /proc/PID/stat field `field` (counted from the state, 0) is `value`,
+/// with their state letter.
+fn processes_where(field: usize, value: u32) -> Vec<(u32, char)> {
+    let value = value.to_string();
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry
@@ -176,7 +178,7 @@ pub(crate) fn children(parent: u32) -> Vec<(u32, char)> {
             continue;
         };
         if let Some(f) = stat(pid) {
-            if f[1] == parent.to_string() {
+            if f[field] == value {
                 out.push((pid, f[0].chars().next().unwrap_or('?')));
             }
         }
@@ -184,24 +186,14 @@ pub(crate) fn children(parent: u32) -> Vec<(u32, char)> {
     out
 }
 
+/// The pids whose parent is `parent`, with their state letter.
+pub(crate) fn children(parent: u32) -> Vec<(u32, char)> {
+    processes_where(1, parent)
+}
+
 /// The members of process group `pgid`, with their state letter.
 pub(crate) fn group(pgid: u32) -> Vec<(u32, char)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(f) = stat(pid) {
-            if f[2] == pgid.to_string() {
-                out.push((pid, f[0].chars().next().unwrap_or('?')));
-            }
-        }
-    }
-    out
+    processes_where(2, pgid)
 }
 
 /// The zombie children of `parent`.
