@@ -142,12 +142,9 @@ fn create(dir: BorrowedFd<'_>, dir_name: &str, temp: Temp<'_>) -> Result<(File, 
             Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return failed(e, name),
         }
-        if let Some(inode) = stale(dir, name) {
+        if stale(dir, name) {
             tracing::info!(file = %format!("{dir_name}/{name}"), "removing a stale file");
-            // Still the same file (a writer that just started has a new one).
-            if stale(dir, name) == Some(inode) {
-                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
-            }
+            let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
             continue;
         }
         if Instant::now() >= deadline {
@@ -163,16 +160,19 @@ fn create(dir: BorrowedFd<'_>, dir_name: &str, temp: Temp<'_>) -> Result<(File, 
     }
 }
 
-/// The inode of `name` in `dir` if it was last written more than [`STALE_AFTER`] ago.
-fn stale(dir: BorrowedFd<'_>, name: &str) -> Option<u64> {
-    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-    let written = std::time::UNIX_EPOCH
-        + Duration::new(
-            u64::try_from(st.st_mtime).ok()?,
-            u32::try_from(st.st_mtime_nsec).ok()?,
-        );
-    let age = std::time::SystemTime::now().duration_since(written).ok()?;
-    (age > STALE_AFTER).then_some(st.st_ino)
+/// Whether `name` in `dir` was last written more than [`STALE_AFTER`] ago.
+fn stale(dir: BorrowedFd<'_>, name: &str) -> bool {
+    let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    let (Ok(secs), Ok(nanos)) = (u64::try_from(st.st_mtime), u32::try_from(st.st_mtime_nsec))
+    else {
+        return false;
+    };
+    let written = std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    std::time::SystemTime::now()
+        .duration_since(written)
+        .is_ok_and(|age| age > STALE_AFTER)
 }
 
 /// Eight random hexadecimal characters.
